@@ -1,0 +1,1 @@
+//! Dynamic batching queue: max batch size, max wait, token budget, deadlines

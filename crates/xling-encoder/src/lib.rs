@@ -1,0 +1,1 @@
+//! Tokenizer and ONNX Runtime encoder for xling model folders

@@ -1,0 +1,1 @@
+//! Retrieval evaluation on LAReQA-format data (XQuAD-R, MLQA-R): mAP, recall, nDCG

@@ -1,0 +1,1 @@
+//! HNSW passage index over normalized embeddings, with a passage store and manifest

@@ -1,0 +1,1 @@
+//! ghz-compatible load generator and reports for xling

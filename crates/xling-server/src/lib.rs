@@ -1,0 +1,1 @@
+//! The xling gRPC server: validation, batching, encoding, search, metrics, health
