@@ -1,0 +1,316 @@
+//! [`Encoder`]: one ONNX Runtime session that turns a batch of [`Tokens`] into embeddings.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{Session, SessionInputValue};
+use ort::value::Tensor;
+
+use crate::manifest::Pooling;
+use crate::{runtime, EncoderError, Manifest, Mode, TextTokenizer, Tokens};
+
+/// Where the graph runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider on the given GPU.
+    Cuda(i32),
+}
+
+impl FromStr for Device {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Device, String> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse::<i32>().ok())
+                .filter(|n| *n >= 0)
+                .map(Device::Cuda)
+                .ok_or_else(|| format!("unknown device {s:?}; expected cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Cpu => write!(f, "cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EncoderOptions {
+    pub device: Device,
+    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime use one per physical core.
+    pub intra_threads: usize,
+}
+
+pub struct Encoder {
+    session: Session,
+    manifest: Manifest,
+    tokenizer: TextTokenizer,
+    device: Device,
+    /// Some graphs (BERT exports) also take `token_type_ids`; we feed zeros then.
+    wants_token_types: bool,
+}
+
+impl Encoder {
+    /// Loads `dir/model.toml`, its tokenizer and its ONNX graph on the chosen device.
+    pub fn load(dir: &Path, options: &EncoderOptions) -> Result<Encoder, EncoderError> {
+        let manifest = Manifest::load(dir)?;
+        let tokenizer = TextTokenizer::load(dir, &manifest)?;
+        let onnx = manifest.onnx_path(dir);
+        if !onnx.is_file() {
+            return Err(EncoderError::Session {
+                path: onnx,
+                reason: "no such file".into(),
+            });
+        }
+        let session = build_session(&onnx, options)?;
+        let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        for required in ["input_ids", "attention_mask"] {
+            if !names.contains(&required) {
+                return Err(EncoderError::Session {
+                    path: onnx,
+                    reason: format!("graph has no input {required:?} (inputs: {names:?})"),
+                });
+            }
+        }
+        let wants_token_types = names.contains(&"token_type_ids");
+        if !session
+            .outputs()
+            .iter()
+            .any(|o| o.name() == manifest.output)
+        {
+            return Err(EncoderError::Session {
+                path: onnx,
+                reason: format!(
+                    "graph has no output {:?} named in model.toml",
+                    manifest.output
+                ),
+            });
+        }
+        Ok(Encoder {
+            session,
+            manifest,
+            tokenizer,
+            device: options.device,
+            wants_token_types,
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn tokenizer(&self) -> &TextTokenizer {
+        &self.tokenizer
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Tokenizes and encodes `texts` as one batch.
+    pub fn embed(&mut self, texts: &[&str], mode: Mode) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let tokens = texts
+            .iter()
+            .map(|t| self.tokenizer.tokenize(t, mode))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&Tokens> = tokens.iter().collect();
+        self.encode(&refs)
+    }
+
+    /// Encodes one batch, right-padded to its longest member; one L2-normalized row per input.
+    pub fn encode(&mut self, batch: &[&Tokens]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = batch.len();
+        let cols = batch.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
+        let mut ids = vec![self.manifest.pad_id; rows * cols];
+        let mut mask = vec![0i64; rows * cols];
+        for (r, tokens) in batch.iter().enumerate() {
+            ids[r * cols..r * cols + tokens.len()].copy_from_slice(&tokens.ids);
+            mask[r * cols..r * cols + tokens.len()].fill(1);
+        }
+        let shape = [rows as i64, cols as i64];
+        let mut inputs: Vec<(&str, SessionInputValue)> = vec![
+            ("input_ids", tensor(shape, ids)?),
+            ("attention_mask", tensor(shape, mask.clone())?),
+        ];
+        if self.wants_token_types {
+            inputs.push(("token_type_ids", tensor(shape, vec![0i64; rows * cols])?));
+        }
+        let outputs = self.session.run(inputs).map_err(inference)?;
+        let (out_shape, data) = outputs[self.manifest.output.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(inference)?;
+        let dims: Vec<usize> = out_shape.iter().map(|&d| d as usize).collect();
+        let pooled = pool(self.manifest.pooling, &dims, data, &mask, rows, cols)?;
+        if pooled.first().map(Vec::len) != Some(self.manifest.dim) {
+            return Err(EncoderError::Inference {
+                reason: format!(
+                    "output shape {dims:?} does not give dim {} from model.toml",
+                    self.manifest.dim
+                ),
+            });
+        }
+        Ok(pooled.into_iter().map(normalize).collect())
+    }
+}
+
+fn build_session(onnx: &PathBuf, options: &EncoderOptions) -> Result<Session, EncoderError> {
+    let environment = runtime::environment()?;
+    let fail = |reason: String| EncoderError::Session {
+        path: onnx.clone(),
+        reason,
+    };
+    let mut builder = Session::builder(environment)
+        .map_err(|e| fail(e.to_string()))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| fail(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| fail(e.to_string()))?;
+    if options.intra_threads > 0 {
+        builder = builder
+            .with_intra_threads(options.intra_threads)
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    if let Device::Cuda(id) = options.device {
+        builder = with_cuda(builder, id)?;
+    }
+    builder
+        .commit_from_file(onnx)
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// Registers the CUDA provider so that failure is an error, never a silent run on CPU.
+#[cfg(feature = "cuda")]
+fn with_cuda(
+    builder: ort::session::builder::SessionBuilder,
+    id: i32,
+) -> Result<ort::session::builder::SessionBuilder, EncoderError> {
+    let provider = ort::ep::CUDA::default()
+        .with_device_id(id)
+        .build()
+        .error_on_failure();
+    builder
+        .with_execution_providers([provider])
+        .map_err(|e| EncoderError::Device {
+            device: Device::Cuda(id).to_string(),
+            reason: format!(
+                "{e} (is {} the onnxruntime-gpu build, with CUDA 13 and cuDNN on LD_LIBRARY_PATH?)",
+                runtime::library_path().display()
+            ),
+        })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_cuda(
+    _builder: ort::session::builder::SessionBuilder,
+    id: i32,
+) -> Result<ort::session::builder::SessionBuilder, EncoderError> {
+    Err(EncoderError::Device {
+        device: Device::Cuda(id).to_string(),
+        reason: "this binary was built without the `cuda` cargo feature".into(),
+    })
+}
+
+fn tensor(shape: [i64; 2], data: Vec<i64>) -> Result<SessionInputValue<'static>, EncoderError> {
+    Tensor::from_array((shape, data))
+        .map(SessionInputValue::from)
+        .map_err(inference)
+}
+
+fn inference(e: impl fmt::Display) -> EncoderError {
+    EncoderError::Inference {
+        reason: e.to_string(),
+    }
+}
+
+/// Turns the graph's output into one vector per row, following the manifest's pooling.
+fn pool(
+    pooling: Pooling,
+    dims: &[usize],
+    data: &[f32],
+    mask: &[i64],
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<Vec<f32>>, EncoderError> {
+    let unexpected = || EncoderError::Inference {
+        reason: format!("output shape {dims:?} does not fit pooling {pooling:?}"),
+    };
+    match (pooling, dims) {
+        (Pooling::Graph, &[r, d]) if r == rows => Ok(data.chunks(d).map(<[f32]>::to_vec).collect()),
+        (Pooling::Cls, &[r, s, d]) if r == rows && s == cols => Ok((0..rows)
+            .map(|i| data[i * s * d..i * s * d + d].to_vec())
+            .collect()),
+        (Pooling::Mean, &[r, s, d]) if r == rows && s == cols => Ok((0..rows)
+            .map(|i| {
+                let mut sum = vec![0f32; d];
+                let mut count = 0f32;
+                for j in (0..s).filter(|&j| mask[i * cols + j] == 1) {
+                    let token = &data[(i * s + j) * d..(i * s + j + 1) * d];
+                    sum.iter_mut().zip(token).for_each(|(a, b)| *a += b);
+                    count += 1.0;
+                }
+                sum.iter_mut().for_each(|a| *a /= count.max(1.0));
+                sum
+            })
+            .collect()),
+        _ => Err(unexpected()),
+    }
+}
+
+fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices() {
+        assert_eq!("cpu".parse::<Device>(), Ok(Device::Cpu));
+        assert_eq!("cuda".parse::<Device>(), Ok(Device::Cuda(0)));
+        assert_eq!("cuda:3".parse::<Device>(), Ok(Device::Cuda(3)));
+        assert!("cuda:-1".parse::<Device>().is_err());
+        assert!("gpu"
+            .parse::<Device>()
+            .unwrap_err()
+            .contains("expected cpu"));
+        assert_eq!(Device::Cuda(2).to_string(), "cuda:2");
+    }
+
+    #[test]
+    fn mean_pooling_ignores_padding() {
+        // Two rows, three positions, dim 2; the second row has one padded position.
+        let data = [1., 1., 3., 3., 5., 5., 2., 0., 4., 0., 100., 100.];
+        let mask = [1, 1, 1, 1, 1, 0];
+        let pooled = pool(Pooling::Mean, &[2, 3, 2], &data, &mask, 2, 3).unwrap();
+        assert_eq!(pooled, vec![vec![3., 3.], vec![3., 0.]]);
+        let cls = pool(Pooling::Cls, &[2, 3, 2], &data, &mask, 2, 3).unwrap();
+        assert_eq!(cls, vec![vec![1., 1.], vec![2., 0.]]);
+        assert!(pool(Pooling::Graph, &[2, 3, 2], &data, &mask, 2, 3).is_err());
+    }
+
+    #[test]
+    fn normalizes_to_unit_length_and_keeps_zero() {
+        assert_eq!(normalize(vec![3., 4.]), vec![0.6, 0.8]);
+        assert_eq!(normalize(vec![0., 0.]), vec![0., 0.]);
+    }
+}
