@@ -1,1 +1,38 @@
-//! Dynamic batching queue: max batch size, max wait, token budget, deadlines
+//! A dynamic batcher: concurrent requests go in one at a time, the inference function sees
+//! them in batches.
+//!
+//! A batch closes when it is full (`max_batch_size` items, or `max_batch_tokens` padded tokens)
+//! or when its oldest item has waited `max_wait`. Exactly one closed batch waits while the
+//! current one runs, so batching overlaps inference. Requests whose caller went away or whose
+//! deadline passed are dropped before inference. The queue is bounded: a full queue refuses at
+//! once instead of growing. Nothing here knows about gRPC or models.
+//!
+//! # Layout
+//! - [`config`]: [`BatchConfig`], validated settings.
+//! - [`queue`]: [`Batcher`]: admission ([`Batcher::submit`]), the batching task, shutdown.
+//! - [`worker`]: the dedicated inference thread that runs the caller's function on each batch.
+//! - [`wait`]: how long a batch may wait for more items (fixed, or adaptive).
+//! - [`observer`]: the hook through which callers see batch and drop events (metrics).
+
+pub mod config;
+pub mod observer;
+pub mod queue;
+pub mod wait;
+pub mod worker;
+
+pub use config::BatchConfig;
+pub use observer::{BatchStats, DropReason, Observer};
+pub use queue::{Batcher, Done, Ticket};
+
+/// Why a submitted item got no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("queue is full ({capacity} requests waiting); retry later")]
+    QueueFull { capacity: usize },
+    #[error("deadline passed after {waited_ms} ms in the queue, before encoding")]
+    DeadlineExceeded { waited_ms: u64 },
+    #[error("server is shutting down")]
+    Closed,
+    #[error("batch of {batch_size} failed: {reason}")]
+    Failed { batch_size: usize, reason: String },
+}

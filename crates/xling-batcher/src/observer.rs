@@ -1,0 +1,32 @@
+//! Events the batcher reports; the server turns them into metrics.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The caller went away before its batch ran.
+    Cancelled,
+    /// The caller's deadline passed before its batch ran.
+    Expired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchStats {
+    pub size: usize,
+    /// Padded tokens: longest item x size.
+    pub padded_tokens: usize,
+    pub run_time: Duration,
+    pub failed: bool,
+}
+
+/// Receives batcher events. Called from the batching task and the inference thread, so keep
+/// implementations cheap and non-blocking.
+pub trait Observer: Send + Sync + 'static {
+    fn batch_done(&self, _stats: BatchStats) {}
+    fn dropped(&self, _reason: DropReason) {}
+    fn queue_depth(&self, _depth: usize) {}
+    fn wait_chosen(&self, _wait: Duration) {}
+}
+
+/// For callers that want no events.
+impl Observer for () {}

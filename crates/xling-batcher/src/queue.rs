@@ -1,0 +1,259 @@
+//! Admission and batch formation.
+//!
+//! `submit` takes a queue slot (a semaphore permit) or refuses at once; the item then travels
+//! an unbounded channel (bounded in effect by the permits) to the batching task. The task
+//! reserves the single slot of the channel to the inference thread *before* it starts a batch,
+//! so exactly one closed batch waits while another runs. A slot is given back when the item's
+//! batch starts running, so "queue depth" means admitted and not yet encoding.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tracing::Span;
+
+use crate::wait::WaitPolicy;
+use crate::{worker, BatchConfig, BatchError, DropReason, Observer};
+
+/// A finished item: its output and where its time went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done<R> {
+    pub output: R,
+    /// From admission until its batch started running.
+    pub queue_wait: Duration,
+    /// How long its batch ran.
+    pub run_time: Duration,
+    pub batch_size: usize,
+}
+
+type Reply<R> = oneshot::Sender<Result<Done<R>, BatchError>>;
+
+pub(crate) struct Entry<T, R> {
+    pub item: T,
+    pub tokens: usize,
+    pub enqueued: Instant,
+    /// Wall clock twin of `enqueued` for the inference thread, which has no tokio clock.
+    pub admitted: std::time::Instant,
+    pub deadline: Option<Instant>,
+    pub reply: Reply<R>,
+    pub span: Span,
+    pub permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The result of one submitted item. Dropping it cancels the item if it has not run yet.
+pub struct Ticket<R> {
+    rx: oneshot::Receiver<Result<Done<R>, BatchError>>,
+}
+
+impl<R> Future for Ticket<R> {
+    type Output = Result<Done<R>, BatchError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(BatchError::Closed)))
+    }
+}
+
+pub struct Batcher<T, R> {
+    tx: Mutex<Option<mpsc::UnboundedSender<Entry<T, R>>>>,
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    wait: Arc<WaitPolicy>,
+    observer: Arc<dyn Observer>,
+    finished: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+    /// Starts the batching task (on the current tokio runtime) and the inference thread, which
+    /// calls `process` once per batch. `process` returns one output per item, in order; an
+    /// error or a panic fails that batch only.
+    pub fn start<F>(config: BatchConfig, observer: Arc<dyn Observer>, process: F) -> Self
+    where
+        F: FnMut(&[&T]) -> Result<Vec<R>, String> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (batch_tx, batch_rx) = mpsc::channel(1);
+        let (finished_tx, finished_rx) = oneshot::channel();
+        let permits = Arc::new(Semaphore::new(config.queue_capacity));
+        let wait = Arc::new(WaitPolicy::new(config.max_wait, config.adaptive_wait));
+        observer.wait_chosen(wait.current());
+        worker::spawn(
+            batch_rx,
+            process,
+            worker::Shared {
+                observer: observer.clone(),
+                permits: permits.clone(),
+                capacity: config.queue_capacity,
+                wait: wait.clone(),
+            },
+            finished_tx,
+        );
+        tokio::spawn(batching_task(
+            rx,
+            batch_tx,
+            config.clone(),
+            wait.clone(),
+            observer.clone(),
+        ));
+        Batcher {
+            tx: Mutex::new(Some(tx)),
+            permits,
+            capacity: config.queue_capacity,
+            wait,
+            observer,
+            finished: tokio::sync::Mutex::new(Some(finished_rx)),
+        }
+    }
+
+    /// Admits one item costing `tokens`, or refuses at once when the queue is full or closed.
+    pub fn submit(
+        &self,
+        item: T,
+        tokens: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Ticket<R>, BatchError> {
+        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = guard.as_ref().ok_or(BatchError::Closed)?;
+        let permit =
+            self.permits
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| BatchError::QueueFull {
+                    capacity: self.capacity,
+                })?;
+        let (reply, rx) = oneshot::channel();
+        self.wait.arrival();
+        let entry = Entry {
+            item,
+            tokens,
+            enqueued: Instant::now(),
+            admitted: std::time::Instant::now(),
+            deadline,
+            reply,
+            span: Span::current(),
+            permit: Some(permit),
+        };
+        tx.send(entry).map_err(|_| BatchError::Closed)?;
+        self.observer.queue_depth(self.depth());
+        Ok(Ticket { rx })
+    }
+
+    /// Items admitted and not yet running.
+    pub fn depth(&self) -> usize {
+        self.capacity - self.permits.available_permits()
+    }
+
+    /// The wait a new batch gets now (changes over time in adaptive mode).
+    pub fn current_wait(&self) -> Duration {
+        self.wait.current()
+    }
+
+    /// Stops admitting, runs everything already admitted, and returns once the inference
+    /// thread has answered the last item.
+    pub async fn shutdown(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(finished) = self.finished.lock().await.take() {
+            let _ = finished.await;
+        }
+    }
+}
+
+async fn batching_task<T, R>(
+    mut rx: mpsc::UnboundedReceiver<Entry<T, R>>,
+    batches: mpsc::Sender<Vec<Entry<T, R>>>,
+    config: BatchConfig,
+    wait: Arc<WaitPolicy>,
+    observer: Arc<dyn Observer>,
+) {
+    let mut carry: Option<Entry<T, R>> = None;
+    loop {
+        // Wait for the inference thread to take the previous batch before forming the next.
+        let Ok(slot) = batches.reserve().await else {
+            return;
+        };
+        let first = match carry.take() {
+            Some(entry) => entry,
+            None => match rx.recv().await {
+                Some(entry) => entry,
+                None => return,
+            },
+        };
+        let max_wait = wait.current();
+        observer.wait_chosen(max_wait);
+        let close_at = first.enqueued + max_wait;
+        let mut batch = vec![first];
+        while batch.len() < config.max_batch_size {
+            let next = match rx.try_recv() {
+                Ok(entry) => entry,
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if Instant::now() >= close_at {
+                        break;
+                    }
+                    tokio::select! {
+                        entry = rx.recv() => match entry {
+                            Some(entry) => entry,
+                            None => break,
+                        },
+                        _ = tokio::time::sleep_until(close_at) => break,
+                    }
+                }
+            };
+            if fits(&batch, &next, config.max_batch_tokens) {
+                batch.push(next);
+            } else {
+                carry = Some(next);
+                break;
+            }
+        }
+        let live = retain_live(batch, observer.as_ref());
+        if !live.is_empty() {
+            slot.send(live);
+        }
+    }
+}
+
+/// Whether `next` joins without the padded cost (longest x count) passing the budget.
+fn fits<T, R>(batch: &[Entry<T, R>], next: &Entry<T, R>, budget: usize) -> bool {
+    if budget == 0 {
+        return true;
+    }
+    let longest = batch
+        .iter()
+        .map(|e| e.tokens)
+        .max()
+        .unwrap_or(0)
+        .max(next.tokens);
+    longest * (batch.len() + 1) <= budget
+}
+
+/// Drops items whose caller went away and fails those whose deadline passed.
+pub(crate) fn retain_live<T, R>(
+    batch: Vec<Entry<T, R>>,
+    observer: &dyn Observer,
+) -> Vec<Entry<T, R>> {
+    let now = Instant::now();
+    batch
+        .into_iter()
+        .filter_map(|entry| {
+            if entry.reply.is_closed() {
+                observer.dropped(DropReason::Cancelled);
+                return None;
+            }
+            if entry.deadline.is_some_and(|d| d <= now) {
+                observer.dropped(DropReason::Expired);
+                let waited_ms = now.duration_since(entry.enqueued).as_millis() as u64;
+                let _ = entry
+                    .reply
+                    .send(Err(BatchError::DeadlineExceeded { waited_ms }));
+                return None;
+            }
+            Some(entry)
+        })
+        .collect()
+}

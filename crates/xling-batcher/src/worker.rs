@@ -1,0 +1,124 @@
+//! The inference thread: runs the caller's function on one batch at a time, off the async
+//! runtime, and answers every item of the batch.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::queue::{Done, Entry};
+use crate::wait::WaitPolicy;
+use crate::{BatchError, BatchStats, DropReason, Observer};
+
+pub(crate) struct Shared {
+    pub observer: Arc<dyn Observer>,
+    pub permits: Arc<Semaphore>,
+    pub capacity: usize,
+    pub wait: Arc<WaitPolicy>,
+}
+
+pub(crate) fn spawn<T, R, F>(
+    mut batches: mpsc::Receiver<Vec<Entry<T, R>>>,
+    mut process: F,
+    shared: Shared,
+    finished: oneshot::Sender<()>,
+) where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: FnMut(&[&T]) -> Result<Vec<R>, String> + Send + 'static,
+{
+    let body = move || {
+        while let Some(batch) = batches.blocking_recv() {
+            run_batch(batch, &mut process, &shared);
+        }
+        let _ = finished.send(());
+    };
+    std::thread::Builder::new()
+        .name("xling-inference".into())
+        .spawn(body)
+        .expect("the OS refused to start the inference thread");
+}
+
+fn run_batch<T, R, F>(batch: Vec<Entry<T, R>>, process: &mut F, shared: &Shared)
+where
+    F: FnMut(&[&T]) -> Result<Vec<R>, String>,
+{
+    // The batch may have waited for this thread; skip callers that left meanwhile.
+    let mut batch: Vec<Entry<T, R>> = batch
+        .into_iter()
+        .filter(|e| {
+            let gone = e.reply.is_closed();
+            if gone {
+                shared.observer.dropped(DropReason::Cancelled);
+            }
+            !gone
+        })
+        .collect();
+    if batch.is_empty() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    for entry in &mut batch {
+        entry.permit.take();
+    }
+    shared
+        .observer
+        .queue_depth(shared.capacity - shared.permits.available_permits());
+    let span = tracing::debug_span!("batch", size = batch.len());
+    for entry in &batch {
+        span.follows_from(entry.span.id());
+    }
+    let outcome = span.in_scope(|| {
+        let items: Vec<&T> = batch.iter().map(|e| &e.item).collect();
+        catch_unwind(AssertUnwindSafe(|| process(&items)))
+    });
+    let run_time = started.elapsed();
+    let size = batch.len();
+    let padded_tokens = batch.iter().map(|e| e.tokens).max().unwrap_or(0) * size;
+    let outputs = match outcome {
+        Ok(Ok(outputs)) if outputs.len() == size => Ok(outputs),
+        Ok(Ok(outputs)) => Err(format!("{} outputs for {size} inputs", outputs.len())),
+        Ok(Err(reason)) => Err(reason),
+        Err(panic) => Err(format!("inference panicked: {}", panic_message(&panic))),
+    };
+    shared.wait.batch_ran(size, run_time);
+    shared.observer.batch_done(BatchStats {
+        size,
+        padded_tokens,
+        run_time,
+        failed: outputs.is_err(),
+    });
+    match outputs {
+        Ok(outputs) => {
+            for (entry, output) in batch.into_iter().zip(outputs) {
+                let done = Done {
+                    output,
+                    queue_wait: started.duration_since(entry.admitted),
+                    run_time,
+                    batch_size: size,
+                };
+                let _ = entry.reply.send(Ok(done));
+            }
+        }
+        Err(reason) => {
+            tracing::error!(batch_size = size, %reason, "batch failed");
+            for entry in batch {
+                let _ = entry.reply.send(Err(BatchError::Failed {
+                    batch_size: size,
+                    reason: reason.clone(),
+                }));
+            }
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
