@@ -1,0 +1,162 @@
+"""The live check: a real xling under load, scraped by a real Prometheus.
+
+Every dashboard panel query, every recording rule and every prometheus-adapter query must
+return data; every alert expression must parse and evaluate, and Prometheus must report every
+rule healthy. The server's request counters must equal what the client saw.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+from conftest import REPO
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from load import drive
+from stack import (Process, Prometheus, StackError, finite_values, free_port, run_checked,
+                   start_prometheus, wait_for, xling_env)
+
+DASHBOARD = json.loads((REPO / "deploy/grafana/xling.json").read_text())
+RULES = [r for f in ("recording", "alerts") for g in yaml.safe_load(
+    (REPO / f"deploy/prometheus/rules/{f}.yml").read_text())["groups"] for r in g["rules"]]
+ADAPTER = yaml.safe_load(
+    (REPO / "deploy/k8s/prometheus-adapter/values.yaml").read_text())["rules"]["custom"]
+# Grafana's variables as a person would pick them: job "xling", all instances.
+GRAFANA_VARS = {"job": "xling", "instance": ".*", "__rate_interval": "1m", "__interval": "2s",
+                "__range": "2m"}
+# Small queue and batches so that a short burst overflows the queue (rejections).
+SERVE_FLAGS = ["--max-batch-size", "8", "--max-wait-us", "2000", "--queue-capacity", "16",
+               "--max-batch-queries", "64", "--intra-threads", "1", "--drain-timeout-s", "10"]
+DRAIN_TIMEOUT_S = 10
+HEALTH_SERVICE = "xling.v1.Retrieval"
+
+
+def serving(target: str) -> bool:
+    with grpc.insecure_channel(target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=HEALTH_SERVICE), timeout=2)
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.fixture(scope="module")
+def live(request, tmp_path_factory):
+    """xling serving the tiny model, Prometheus scraping it, and the load already driven."""
+    workdir: Path = tmp_path_factory.mktemp("live")
+    binary = request.config.getoption("--xling-binary")
+    model = request.config.getoption("--xling-model")
+    corpus = request.config.getoption("--xling-corpus")
+    for path, what in ((binary, "xling binary (cargo build --release -p xling)"),
+                       (model, "test model"), (corpus, "demo corpus")):
+        if not Path(path).exists():
+            pytest.fail(f"{what} missing: {path}")
+
+    index = workdir / "index"
+    run_checked([binary, "index", "build", "--corpus", corpus, "--model", model,
+                 "--out", str(index)], workdir / "index-build.log", timeout=300)
+
+    grpc_port, metrics_port = free_port(), free_port()
+    target = f"127.0.0.1:{grpc_port}"
+    xling = Process.start([binary, "serve", "--model", model, "--index", str(index),
+                           "--grpc-addr", target, "--metrics-addr", f"127.0.0.1:{metrics_port}",
+                           *SERVE_FLAGS], workdir / "xling.log", env=xling_env())
+    prometheus = None
+    try:
+        wait_for("xling health SERVING", lambda: serving(target), 120, xling)
+        prometheus, url = start_prometheus(workdir, metrics_port)
+        prom = Prometheus(url)
+        wait_for("scrape target up", prom.targets_up, 30, prometheus)
+        outcomes = drive(target, workdir / "stubs", batch_queries=64, steady_s=8)
+        # Let the last scrape and a rule evaluation see the end of the load.
+        time.sleep(3)
+        wait_for("recording rules evaluated",
+                 lambda: prom.instant("job:xling_requests_errors:ratio_rate5m"), 30, prometheus)
+        yield {"prom": prom, "outcomes": outcomes, "xling": xling, "workdir": workdir}
+    finally:
+        xling.stop(DRAIN_TIMEOUT_S + 10)
+        if prometheus is not None:
+            prometheus.stop(20)
+
+
+def substitute(expr: str, variables: dict[str, str]) -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in variables:
+            raise AssertionError(f"unknown variable ${name} in {expr}")
+        return variables[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
+
+
+def panel_targets():
+    for panel in DASHBOARD["panels"]:
+        for target in panel["targets"]:
+            yield pytest.param(panel, target, id=f"{panel['title']}-{target['refId']}")
+
+
+@pytest.mark.parametrize(("panel", "target"), panel_targets())
+def test_dashboard_query_returns_data(live, panel, target):
+    expr = substitute(target["expr"], GRAFANA_VARS)
+    prom = live["prom"]
+    result = prom.instant(expr) if target.get("instant") else prom.range(expr, 120)
+    assert finite_values(result), f"panel {panel['title']!r} shows no data: {expr}"
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if "record" in r], ids=lambda r: r["record"])
+def test_recording_rule_returns_data(live, rule):
+    prom = live["prom"]
+    assert finite_values(prom.instant(rule["expr"])), f"{rule['record']}: no data"
+    # And Prometheus itself has been recording it from the rule file.
+    assert finite_values(prom.range(rule["record"], 60)), f"{rule['record']} never recorded"
+
+
+@pytest.mark.parametrize("rule", [r for r in RULES if "alert" in r], ids=lambda r: r["alert"])
+def test_alert_expression_evaluates(live, rule):
+    # Healthy may mean empty; a parse or evaluation error raises StackError here.
+    live["prom"].instant(rule["expr"])
+
+
+def test_every_rule_healthy_in_prometheus(live):
+    loaded = {r["name"]: r for r in live["prom"].rules()}
+    for rule in RULES:
+        name = rule.get("record") or rule["alert"]
+        assert name in loaded, f"{name} not loaded by Prometheus"
+        assert loaded[name]["health"] == "ok", f"{name}: {loaded[name].get('lastError')}"
+
+
+@pytest.mark.parametrize("rule", ADAPTER, ids=lambda r: r["name"]["as"])
+def test_adapter_query_returns_data(live, rule):
+    series = rule["seriesQuery"].split("{")[0]
+    expr = (rule["metricsQuery"].replace("<<.Series>>", series)
+            .replace("<<.LabelMatchers>>", 'job="xling"').replace("<<.GroupBy>>", "instance"))
+    assert finite_values(live["prom"].instant(expr)), f"HPA metric {rule['name']['as']}: no data"
+
+
+def test_load_reached_every_outcome(live):
+    seen = {code for (_, code) in live["outcomes"]}
+    assert {"OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"} <= seen, live["outcomes"]
+
+
+def test_server_counts_match_client(live):
+    """xling_requests_total for Search, Embed and Info equals the client's own tally."""
+    result = live["prom"].instant(
+        'sum by (method, code) (xling_requests_total{job="xling",method=~"Search|Embed|Info"})')
+    server = {(s["metric"]["method"], s["metric"]["code"]): int(float(s["value"][1]))
+              for s in result}
+    client = {k: v for k, v in live["outcomes"].items() if k[0] in ("Search", "Embed", "Info")}
+    assert server == client
+
+
+def test_graceful_shutdown(live):
+    """SIGTERM drains and exits 0 within the drain timeout (the Kubernetes grace period math)."""
+    started = time.monotonic()
+    code = live["xling"].stop(DRAIN_TIMEOUT_S + 10)
+    elapsed = time.monotonic() - started
+    if code is None:
+        raise StackError(f"xling ignored SIGTERM for {DRAIN_TIMEOUT_S + 10}s")
+    assert code == 0, f"xling exited {code} on SIGTERM"
+    assert elapsed <= DRAIN_TIMEOUT_S + 2
