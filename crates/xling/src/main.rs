@@ -8,6 +8,7 @@
 //! - `cmd::bench`    — raw encoder benchmark, the ceiling the service is measured against.
 
 mod cmd;
+mod logging;
 
 use clap::{Parser, Subcommand};
 

@@ -1,8 +1,63 @@
-//! Placeholder until this subcommand lands.
+//! `xling serve`: the Retrieval gRPC API on the configured model and index.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use xling_server::config::LogFormat;
+use xling_server::{Listeners, Settings};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// TOML file of settings (keys as the flags below, with underscores). Flags and XLING_*
+    /// environment variables override it.
+    #[arg(long, env = "XLING_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => Settings::from_file(path).map_err(anyhow::Error::msg)?,
+        None => Settings::default(),
+    };
+    let config = args
+        .settings
+        .over(file)
+        .resolve()
+        .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
+    crate::logging::init(config.log_format == LogFormat::Json);
+    tracing::info!(
+        model = %config.model.display(),
+        index = %config.index.display(),
+        device = %config.device,
+        max_batch_size = config.batching.max_batch_size,
+        max_wait_us = config.batching.max_wait.as_micros() as u64,
+        adaptive_wait = config.batching.adaptive_wait,
+        "starting xling"
+    );
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        let listeners = Listeners::bind(&config).await?;
+        xling_server::run(listeners, config, shutdown_signal()).await
+    })
+}
+
+/// SIGINT or SIGTERM (what Kubernetes sends before killing a pod).
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
 }

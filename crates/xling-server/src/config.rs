@@ -1,0 +1,311 @@
+//! Every serving setting, in one typed struct.
+//!
+//! A setting comes from (highest first) its command-line flag, its `XLING_*` environment
+//! variable, the TOML file given by `--config` (keys are the flag names with underscores),
+//! or its default. [`Settings`] holds what was given; [`Config`] is the resolved, validated
+//! result the server runs with.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use xling_batcher::BatchConfig;
+use xling_encoder::Device;
+
+/// What the operator gave, before defaults. Every field is optional so that the layers can be
+/// merged field by field.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// gRPC listen address. [default: 0.0.0.0:50051]
+    #[arg(long, env = "XLING_GRPC_ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+    /// Prometheus /metrics listen address; "off" disables it. [default: 0.0.0.0:9464]
+    #[arg(long, env = "XLING_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Model folder (model.toml, ONNX graph, tokenizer.json).
+    /// [default: $XLING_HOME/models/multilingual-e5-small]
+    #[arg(long, env = "XLING_MODEL")]
+    pub model: Option<PathBuf>,
+    /// Index folder built by `xling index build`. [default: $XLING_HOME/indexes/demo]
+    #[arg(long, env = "XLING_INDEX")]
+    pub index: Option<PathBuf>,
+    /// Inference device: cpu, cuda or cuda:N. CUDA that cannot be had fails startup. [default: cpu]
+    #[arg(long, env = "XLING_DEVICE")]
+    pub device: Option<String>,
+    /// ONNX Runtime intra-op threads; 0 = one per physical core. [default: 0]
+    #[arg(long, env = "XLING_INTRA_THREADS")]
+    pub intra_threads: Option<usize>,
+    /// Most queries encoded together. [default: 32]
+    #[arg(long, env = "XLING_MAX_BATCH_SIZE")]
+    pub max_batch_size: Option<usize>,
+    /// Longest time (microseconds) a batch's oldest query waits for company. [default: 2000]
+    #[arg(long, env = "XLING_MAX_WAIT_US")]
+    pub max_wait_us: Option<u64>,
+    /// Queries admitted and not yet encoding; beyond it requests get RESOURCE_EXHAUSTED.
+    /// [default: 1024]
+    #[arg(long, env = "XLING_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
+    /// Padded-token budget per batch (longest x count); 0 = no budget. [default: 0]
+    #[arg(long, env = "XLING_MAX_BATCH_TOKENS")]
+    pub max_batch_tokens: Option<usize>,
+    /// Choose each batch's wait from the arrival rate and batch cost (max-wait-us caps it).
+    /// [default: false]
+    #[arg(long, env = "XLING_ADAPTIVE_WAIT", num_args = 0..=1, default_missing_value = "true")]
+    pub adaptive_wait: Option<bool>,
+    /// Largest top_k a request may ask for. [default: 100]
+    #[arg(long, env = "XLING_MAX_TOP_K")]
+    pub max_top_k: Option<u32>,
+    /// Most queries in one SearchBatch or texts in one Embed call. [default: 64]
+    #[arg(long, env = "XLING_MAX_BATCH_QUERIES")]
+    pub max_batch_queries: Option<usize>,
+    /// Longest query or text in UTF-8 bytes. [default: 8192]
+    #[arg(long, env = "XLING_MAX_TEXT_BYTES")]
+    pub max_text_bytes: Option<usize>,
+    /// Largest gRPC request message in bytes. [default: 4194304]
+    #[arg(long, env = "XLING_MAX_MESSAGE_BYTES")]
+    pub max_message_bytes: Option<usize>,
+    /// Most concurrent requests per client connection. [default: 256]
+    #[arg(long, env = "XLING_MAX_CONCURRENCY_PER_CONNECTION")]
+    pub max_concurrency_per_connection: Option<usize>,
+    /// HNSW search breadth when a request gives none. [default: 64]
+    #[arg(long, env = "XLING_DEFAULT_EF")]
+    pub default_ef: Option<u32>,
+    /// Seconds to finish admitted requests after SIGTERM/SIGINT. [default: 30]
+    #[arg(long, env = "XLING_DRAIN_TIMEOUT_S")]
+    pub drain_timeout_s: Option<u64>,
+    /// Log format: text or json. [default: text]
+    #[arg(long, env = "XLING_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Log query texts (off by default: queries can be personal data). [default: false]
+    #[arg(long, env = "XLING_LOG_QUERIES", num_args = 0..=1, default_missing_value = "true")]
+    pub log_queries: Option<bool>,
+}
+
+macro_rules! merge_fields {
+    ($high:ident, $low:ident, $($field:ident),+ $(,)?) => {
+        Settings { $($field: $high.$field.or($low.$field)),+ }
+    };
+}
+
+impl Settings {
+    /// Reads a TOML file of settings; unknown keys are errors that name the key.
+    pub fn from_file(path: &Path) -> Result<Settings, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+    }
+
+    /// `self` wins where both give a value.
+    pub fn over(self, low: Settings) -> Settings {
+        let high = self;
+        merge_fields!(
+            high,
+            low,
+            grpc_addr,
+            metrics_addr,
+            model,
+            index,
+            device,
+            intra_threads,
+            max_batch_size,
+            max_wait_us,
+            queue_capacity,
+            max_batch_tokens,
+            adaptive_wait,
+            max_top_k,
+            max_batch_queries,
+            max_text_bytes,
+            max_message_bytes,
+            max_concurrency_per_connection,
+            default_ef,
+            drain_timeout_s,
+            log_format,
+            log_queries,
+        )
+    }
+
+    /// Fills defaults and validates; the error names the bad setting.
+    pub fn resolve(self) -> Result<Config, String> {
+        let home = xling_encoder::xling_home();
+        let device = match self.device.as_deref() {
+            None => Device::Cpu,
+            Some(s) => s.parse().map_err(|e| format!("device: {e}"))?,
+        };
+        let metrics_addr = match self.metrics_addr.as_deref() {
+            None => Some(SocketAddr::from(([0, 0, 0, 0], 9464))),
+            Some("off") => None,
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|e| format!("metrics_addr = {s:?}: {e}"))?,
+            ),
+        };
+        let log_format = match self.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(format!("log_format = {other:?}; expected text or json")),
+        };
+        let config = Config {
+            grpc_addr: self
+                .grpc_addr
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 50051))),
+            metrics_addr,
+            model: self
+                .model
+                .unwrap_or_else(|| home.join("models/multilingual-e5-small")),
+            index: self.index.unwrap_or_else(|| home.join("indexes/demo")),
+            device,
+            intra_threads: self.intra_threads.unwrap_or(0),
+            batching: BatchConfig {
+                max_batch_size: self.max_batch_size.unwrap_or(32),
+                max_wait: Duration::from_micros(self.max_wait_us.unwrap_or(2000)),
+                queue_capacity: self.queue_capacity.unwrap_or(1024),
+                max_batch_tokens: self.max_batch_tokens.unwrap_or(0),
+                adaptive_wait: self.adaptive_wait.unwrap_or(false),
+            },
+            limits: Limits {
+                max_top_k: self.max_top_k.unwrap_or(100),
+                max_batch_queries: self.max_batch_queries.unwrap_or(64),
+                max_text_bytes: self.max_text_bytes.unwrap_or(8192),
+                max_message_bytes: self.max_message_bytes.unwrap_or(4 << 20),
+                max_concurrency_per_connection: self.max_concurrency_per_connection.unwrap_or(256),
+                default_ef: self.default_ef.unwrap_or(64),
+            },
+            drain_timeout: Duration::from_secs(self.drain_timeout_s.unwrap_or(30)),
+            log_format,
+            log_queries: self.log_queries.unwrap_or(false),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Request limits; requests beyond them get INVALID_ARGUMENT or RESOURCE_EXHAUSTED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_top_k: u32,
+    pub max_batch_queries: usize,
+    pub max_text_bytes: usize,
+    pub max_message_bytes: usize,
+    pub max_concurrency_per_connection: usize,
+    pub default_ef: u32,
+}
+
+/// The resolved configuration the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub model: PathBuf,
+    pub index: PathBuf,
+    pub device: Device,
+    pub intra_threads: usize,
+    pub batching: BatchConfig,
+    pub limits: Limits,
+    pub drain_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_queries: bool,
+}
+
+/// Largest HNSW search breadth a request may ask for.
+pub const MAX_EF: u32 = 4096;
+
+impl Config {
+    fn validate(&self) -> Result<(), String> {
+        self.batching.validate()?;
+        let l = &self.limits;
+        let checks = [
+            (
+                l.max_top_k >= 1 && l.max_top_k <= 10_000,
+                "max_top_k must be in 1..=10000",
+            ),
+            (
+                l.max_batch_queries >= 1,
+                "max_batch_queries must be at least 1",
+            ),
+            (l.max_text_bytes >= 1, "max_text_bytes must be at least 1"),
+            (
+                l.max_message_bytes >= 1024,
+                "max_message_bytes must be at least 1024",
+            ),
+            (
+                l.max_concurrency_per_connection >= 1,
+                "max_concurrency_per_connection must be at least 1",
+            ),
+            (
+                l.default_ef >= 1 && l.default_ef <= MAX_EF,
+                "default_ef must be in 1..=4096",
+            ),
+            (
+                self.drain_timeout >= Duration::from_secs(1),
+                "drain_timeout_s must be at least 1",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(message.to_string()),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_resolve() {
+        let c = Settings::default().resolve().unwrap();
+        assert_eq!(c.grpc_addr.port(), 50051);
+        assert_eq!(c.metrics_addr.map(|a| a.port()), Some(9464));
+        assert_eq!(c.batching.max_batch_size, 32);
+        assert!(c.model.ends_with("models/multilingual-e5-small"));
+    }
+
+    #[test]
+    fn higher_layer_wins_field_by_field() {
+        let file: Settings = toml::from_str("max_batch_size = 8\nmax_wait_us = 500\n").unwrap();
+        let cli = Settings {
+            max_batch_size: Some(16),
+            ..Settings::default()
+        };
+        let c = cli.over(file).resolve().unwrap();
+        assert_eq!(c.batching.max_batch_size, 16);
+        assert_eq!(c.batching.max_wait, Duration::from_micros(500));
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let err = |s: Settings| s.resolve().unwrap_err();
+        assert!(err(Settings {
+            max_batch_size: Some(0),
+            ..Default::default()
+        })
+        .contains("max_batch_size"));
+        assert!(err(Settings {
+            device: Some("tpu".into()),
+            ..Default::default()
+        })
+        .contains("device"));
+        assert!(err(Settings {
+            log_format: Some("xml".into()),
+            ..Default::default()
+        })
+        .contains("log_format"));
+        assert!(err(Settings {
+            default_ef: Some(0),
+            ..Default::default()
+        })
+        .contains("default_ef"));
+        let unknown = toml::from_str::<Settings>("max_batch_sise = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("max_batch_sise"), "{unknown}");
+    }
+}

@@ -1,0 +1,113 @@
+//! The server's one error type and its one mapping to gRPC status codes.
+
+use tonic::{Code, Status};
+use xling_batcher::BatchError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The request is malformed; `field` says where (e.g. `queries[2].top_k`).
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: String, reason: String },
+    /// A request larger than a configured size limit.
+    #[error("{field}: {size} exceeds the limit of {limit}")]
+    TooLarge {
+        field: String,
+        size: usize,
+        limit: usize,
+    },
+    /// The queue is full.
+    #[error("server overloaded: {capacity} queries already waiting; retry with backoff")]
+    Overloaded { capacity: usize },
+    #[error("deadline exceeded after {waited_ms} ms in the queue; the query was not encoded")]
+    DeadlineExceeded { waited_ms: u64 },
+    /// Loading, or draining for shutdown.
+    #[error("unavailable: {reason}")]
+    Unavailable { reason: String },
+    #[error("encoder failed: {reason}")]
+    Encoder { reason: String },
+    #[error("index search failed: {reason}")]
+    Index { reason: String },
+}
+
+impl ServerError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ServerError::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            ServerError::InvalidArgument { .. } => Code::InvalidArgument,
+            ServerError::TooLarge { .. } | ServerError::Overloaded { .. } => {
+                Code::ResourceExhausted
+            }
+            ServerError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
+            ServerError::Unavailable { .. } => Code::Unavailable,
+            ServerError::Encoder { .. } | ServerError::Index { .. } => Code::Internal,
+        }
+    }
+}
+
+impl From<ServerError> for Status {
+    fn from(error: ServerError) -> Status {
+        Status::new(error.code(), error.to_string())
+    }
+}
+
+impl From<BatchError> for ServerError {
+    fn from(error: BatchError) -> ServerError {
+        match error {
+            BatchError::QueueFull { capacity } => ServerError::Overloaded { capacity },
+            BatchError::DeadlineExceeded { waited_ms } => {
+                ServerError::DeadlineExceeded { waited_ms }
+            }
+            BatchError::Closed => ServerError::Unavailable {
+                reason: "server is shutting down".into(),
+            },
+            BatchError::Failed { reason, .. } => ServerError::Encoder { reason },
+        }
+    }
+}
+
+impl From<xling_index::IndexError> for ServerError {
+    fn from(error: xling_index::IndexError) -> ServerError {
+        ServerError::Index {
+            reason: error.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_batch_error_maps_to_its_code() {
+        let cases = [
+            (
+                BatchError::QueueFull { capacity: 3 },
+                Code::ResourceExhausted,
+            ),
+            (
+                BatchError::DeadlineExceeded { waited_ms: 1 },
+                Code::DeadlineExceeded,
+            ),
+            (BatchError::Closed, Code::Unavailable),
+            (
+                BatchError::Failed {
+                    batch_size: 2,
+                    reason: "x".into(),
+                },
+                Code::Internal,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(Status::from(ServerError::from(error)).code(), code);
+        }
+        let status = Status::from(ServerError::invalid("top_k", "too big"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "top_k: too big");
+    }
+}

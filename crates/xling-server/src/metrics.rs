@@ -1,0 +1,329 @@
+//! Every Prometheus metric xling exports: names, help, buckets and the helpers that record
+//! them, in one place. Names carry the `xling_` prefix and their unit.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tonic::Code;
+use xling_batcher::{BatchStats, DropReason, Observer};
+
+pub const REQUESTS: &str = "xling_requests_total";
+pub const REQUEST_DURATION: &str = "xling_request_duration_seconds";
+pub const QUEUE_WAIT: &str = "xling_queue_wait_seconds";
+pub const TOKENIZE_DURATION: &str = "xling_tokenize_duration_seconds";
+pub const ENCODE_DURATION: &str = "xling_encode_duration_seconds";
+pub const SEARCH_DURATION: &str = "xling_search_duration_seconds";
+pub const BATCH_SIZE: &str = "xling_batch_size";
+pub const BATCH_TOKENS: &str = "xling_batch_tokens";
+pub const QUERY_TOKENS: &str = "xling_query_tokens";
+pub const QUEUE_DEPTH: &str = "xling_queue_depth";
+pub const IN_FLIGHT: &str = "xling_in_flight_requests";
+pub const REJECTED: &str = "xling_rejected_total";
+pub const EXPIRED: &str = "xling_expired_total";
+pub const CANCELLED: &str = "xling_cancelled_total";
+pub const ENCODER_FAILURES: &str = "xling_encoder_failures_total";
+pub const INDEX_PASSAGES: &str = "xling_index_passages";
+pub const BATCH_MAX_WAIT: &str = "xling_batch_max_wait_seconds";
+pub const BUILD_INFO: &str = "xling_build_info";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static STARTED: OnceLock<SystemTime> = OnceLock::new();
+
+/// Installs the process-wide recorder once (later calls reuse it) and returns its handle.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    // 35 geometric buckets x1.5 from 50 us reach about 30 s.
+    let seconds: Vec<f64> = (0..35).map(|i| 50e-6 * 1.5f64.powi(i)).collect();
+    let powers = |n: u32| (0..=n).map(|i| f64::from(1u32 << i)).collect::<Vec<_>>();
+    let mut builder = PrometheusBuilder::new();
+    for name in [
+        REQUEST_DURATION,
+        QUEUE_WAIT,
+        TOKENIZE_DURATION,
+        ENCODE_DURATION,
+        SEARCH_DURATION,
+    ] {
+        builder = builder.set_buckets_for_metric(Matcher::Full(name.into()), &seconds)?;
+    }
+    builder = builder
+        .set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), &powers(12))?
+        .set_buckets_for_metric(Matcher::Full(BATCH_TOKENS.into()), &powers(20))?
+        .set_buckets_for_metric(Matcher::Full(QUERY_TOKENS.into()), &powers(13))?;
+    let handle = match builder.install_recorder() {
+        Ok(handle) => handle,
+        // Another thread won the race: use its recorder.
+        Err(_) if HANDLE.get().is_some() => {
+            return Ok(HANDLE.get().cloned().unwrap_or_else(|| unreachable!()))
+        }
+        Err(e) => anyhow::bail!("cannot install the metrics recorder: {e}"),
+    };
+    describe();
+    STARTED.get_or_init(SystemTime::now);
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+fn describe() {
+    describe_counter!(REQUESTS, "RPCs answered, by method and gRPC status code.");
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Server-side RPC duration, by method."
+    );
+    describe_histogram!(
+        QUEUE_WAIT,
+        Unit::Seconds,
+        "Time a query waited before its batch started encoding."
+    );
+    describe_histogram!(
+        TOKENIZE_DURATION,
+        Unit::Seconds,
+        "Tokenization time per query."
+    );
+    describe_histogram!(ENCODE_DURATION, Unit::Seconds, "Encoder time per batch.");
+    describe_histogram!(
+        SEARCH_DURATION,
+        Unit::Seconds,
+        "Index search time per query."
+    );
+    describe_histogram!(BATCH_SIZE, "Queries per encoded batch.");
+    describe_histogram!(
+        BATCH_TOKENS,
+        "Padded tokens per encoded batch (longest x count)."
+    );
+    describe_histogram!(QUERY_TOKENS, "Tokens per query after truncation.");
+    describe_gauge!(QUEUE_DEPTH, "Queries admitted and not yet encoding.");
+    describe_gauge!(IN_FLIGHT, "RPCs being served.");
+    describe_counter!(REJECTED, "Queries refused at admission, by reason.");
+    describe_counter!(
+        EXPIRED,
+        "Queries dropped because their deadline passed before encoding."
+    );
+    describe_counter!(
+        CANCELLED,
+        "Queries dropped because their caller went away before encoding."
+    );
+    describe_counter!(ENCODER_FAILURES, "Batches the encoder failed.");
+    describe_gauge!(INDEX_PASSAGES, "Passages in the served index, by language.");
+    describe_gauge!(
+        BATCH_MAX_WAIT,
+        Unit::Seconds,
+        "Current longest wait of a batch for more queries."
+    );
+    describe_gauge!(BUILD_INFO, "Build and model information; the value is 1.");
+    describe_counter!(
+        "process_cpu_seconds_total",
+        Unit::Seconds,
+        "User and system CPU time of the process."
+    );
+    describe_gauge!(
+        "process_resident_memory_bytes",
+        Unit::Bytes,
+        "Resident set size of the process."
+    );
+    describe_gauge!(
+        "process_start_time_seconds",
+        Unit::Seconds,
+        "Start time of the process since the Unix epoch."
+    );
+}
+
+/// The Prometheus text exposition, with process figures refreshed first.
+pub fn render(handle: &PrometheusHandle) -> String {
+    record_process();
+    handle.render()
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves; also runs the exporter's
+/// periodic upkeep so histograms do not grow without bound.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    handle: PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let upkeep = handle.clone();
+    let upkeep_task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move { render(&handle) }
+        }),
+    );
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    upkeep_task.abort();
+    result
+}
+
+pub fn local_addr_text(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "off".into(), |a| a.to_string())
+}
+
+pub fn build_info(model_id: &str, device: &str) {
+    let labels = [
+        ("version", env!("CARGO_PKG_VERSION").to_string()),
+        ("model_id", model_id.to_string()),
+        ("device", device.to_string()),
+    ];
+    gauge!(BUILD_INFO, &labels).set(1.0);
+}
+
+pub fn index_passages(languages: &std::collections::BTreeMap<String, usize>) {
+    for (language, count) in languages {
+        gauge!(INDEX_PASSAGES, "language" => language.clone()).set(*count as f64);
+    }
+}
+
+pub fn query_admitted(tokens: usize, tokenize: Duration) {
+    histogram!(QUERY_TOKENS).record(tokens as f64);
+    histogram!(TOKENIZE_DURATION).record(tokenize.as_secs_f64());
+}
+
+pub fn query_encoded(queue_wait: Duration) {
+    histogram!(QUEUE_WAIT).record(queue_wait.as_secs_f64());
+}
+
+pub fn query_searched(search: Duration) {
+    histogram!(SEARCH_DURATION).record(search.as_secs_f64());
+}
+
+pub fn rejected(reason: &'static str) {
+    counter!(REJECTED, "reason" => reason).increment(1);
+}
+
+/// Counts one RPC: in flight while alive; on drop it records its code and duration. A handler
+/// future dropped before it finished (the client went away) counts as CANCELLED.
+pub struct RequestGuard {
+    method: &'static str,
+    started: Instant,
+    code: Code,
+}
+
+impl RequestGuard {
+    pub fn start(method: &'static str) -> Self {
+        gauge!(IN_FLIGHT).increment(1.0);
+        RequestGuard {
+            method,
+            started: Instant::now(),
+            code: Code::Cancelled,
+        }
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn finish(&mut self, code: Code) {
+        self.code = code;
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        gauge!(IN_FLIGHT).decrement(1.0);
+        let code = code_name(self.code);
+        counter!(REQUESTS, "method" => self.method, "code" => code).increment(1);
+        histogram!(REQUEST_DURATION, "method" => self.method)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// gRPC's canonical upper-snake names, as other gRPC exporters label codes.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Turns batcher events into metrics.
+pub struct BatchMetrics;
+
+impl Observer for BatchMetrics {
+    fn batch_done(&self, stats: BatchStats) {
+        histogram!(BATCH_SIZE).record(stats.size as f64);
+        histogram!(BATCH_TOKENS).record(stats.padded_tokens as f64);
+        histogram!(ENCODE_DURATION).record(stats.run_time.as_secs_f64());
+        if stats.failed {
+            counter!(ENCODER_FAILURES).increment(1);
+        }
+    }
+
+    fn dropped(&self, reason: DropReason) {
+        match reason {
+            DropReason::Cancelled => counter!(CANCELLED).increment(1),
+            DropReason::Expired => counter!(EXPIRED).increment(1),
+        }
+    }
+
+    fn queue_depth(&self, depth: usize) {
+        gauge!(QUEUE_DEPTH).set(depth as f64);
+    }
+
+    fn wait_chosen(&self, wait: Duration) {
+        gauge!(BATCH_MAX_WAIT).set(wait.as_secs_f64());
+    }
+}
+
+/// CPU time, resident memory and start time from /proc (Linux), as Prometheus' client
+/// libraries name them.
+fn record_process() {
+    // Linux reports CPU times in clock ticks of 1/100 s (USER_HZ) on every mainstream arch.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    const PAGE_BYTES: f64 = 4096.0;
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+            f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+        });
+        counter!("process_cpu_seconds_total").absolute((ticks / TICKS_PER_SECOND) as u64);
+    }
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+        if let Some(pages) = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<f64>().ok())
+        {
+            gauge!("process_resident_memory_bytes").set(pages * PAGE_BYTES);
+        }
+    }
+    if let Some(started) = STARTED.get() {
+        let since_epoch = started.duration_since(UNIX_EPOCH).unwrap_or_default();
+        gauge!("process_start_time_seconds").set(since_epoch.as_secs_f64());
+    }
+}

@@ -1,0 +1,271 @@
+//! The `xling.v1.Retrieval` gRPC service: proto in, [`Engine`] calls, proto out.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+use prost::Message;
+use tonic::{Code, Request, Response, Status};
+use xling_encoder::Mode;
+use xling_proto::v1::retrieval_server::Retrieval;
+use xling_proto::v1::{
+    BatchingInfo, EmbedMode, EmbedRequest, EmbedResponse, Embedding, Hit, InfoRequest,
+    InfoResponse, LanguageCount, SearchBatchRequest, SearchBatchResponse, SearchRequest,
+    SearchResponse, Timing,
+};
+
+use crate::config::Limits;
+use crate::engine::{Embedded, Engine};
+use crate::error::ServerError;
+use crate::metrics::RequestGuard;
+use crate::validate::{self, ValidSearch};
+
+/// What every RPC shares: the engine once loaded, and whether shutdown has begun.
+pub struct State {
+    pub engine: OnceLock<Engine>,
+    pub draining: AtomicBool,
+    pub limits: Limits,
+    pub log_queries: bool,
+}
+
+impl State {
+    pub fn new(limits: Limits, log_queries: bool) -> Self {
+        State {
+            engine: OnceLock::new(),
+            draining: AtomicBool::new(false),
+            limits,
+            log_queries,
+        }
+    }
+
+    fn engine(&self) -> Result<&Engine, ServerError> {
+        if self.draining.load(Ordering::Acquire) {
+            return Err(ServerError::Unavailable {
+                reason: "server is shutting down; retry on another instance".into(),
+            });
+        }
+        self.engine.get().ok_or_else(|| ServerError::Unavailable {
+            reason: "model and index are still loading; retry shortly".into(),
+        })
+    }
+}
+
+pub struct RetrievalService {
+    state: Arc<State>,
+}
+
+impl RetrievalService {
+    pub fn new(state: Arc<State>) -> Self {
+        RetrievalService { state }
+    }
+
+    /// Validates the common parts of a request and returns the engine and the deadline.
+    fn admit<T: Message>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(&Engine, Option<tokio::time::Instant>), ServerError> {
+        validate::message_size(request.get_ref().encoded_len(), &self.state.limits)?;
+        let engine = self.state.engine()?;
+        let deadline =
+            validate::deadline(request.metadata())?.map(|d| tokio::time::Instant::now() + d);
+        Ok((engine, deadline))
+    }
+
+    async fn search_one(
+        &self,
+        engine: &Engine,
+        query: ValidSearch,
+        deadline: Option<tokio::time::Instant>,
+        started: Instant,
+    ) -> Result<SearchResponse, ServerError> {
+        if self.state.log_queries {
+            tracing::info!(query = %query.query, top_k = query.top_k, "search");
+        }
+        let embedded = engine.embed(&query.query, Mode::Query, deadline).await?;
+        let (hits, search_time) = engine.search(
+            &embedded.vector,
+            query.top_k,
+            query.ef,
+            query.languages.as_deref(),
+        )?;
+        let index = engine.index();
+        let hits = hits
+            .into_iter()
+            .filter_map(|hit| {
+                let passage = index.passage(hit.slot)?;
+                Some(Hit {
+                    passage_id: passage.id.clone(),
+                    score: hit.score,
+                    text: passage.text.clone(),
+                    language: passage.language.clone(),
+                    title: passage.title.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        Ok(SearchResponse {
+            hits,
+            timing: Some(timing(&embedded, search_time, started.elapsed())),
+            query_tokens: embedded.tokens as u32,
+            truncated: embedded.truncated,
+        })
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+fn timing(e: &Embedded, search: Duration, total: Duration) -> Timing {
+    Timing {
+        queue_us: micros(e.queue_wait),
+        encode_us: micros(e.encode),
+        search_us: micros(search),
+        total_us: micros(total),
+        batch_size: e.batch_size as u32,
+        tokenize_us: micros(e.tokenize),
+    }
+}
+
+/// Runs one RPC body with its metrics: in-flight, duration, and the status code it ended with.
+async fn observed<T>(
+    method: &'static str,
+    body: impl Future<Output = Result<T, ServerError>>,
+) -> Result<Response<T>, Status> {
+    let mut guard = RequestGuard::start(method);
+    let result = body.await;
+    guard.finish(result.as_ref().map_or_else(ServerError::code, |_| Code::Ok));
+    result.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl Retrieval for RetrievalService {
+    async fn search(
+        &self,
+        request: Request<SearchRequest>,
+    ) -> Result<Response<SearchResponse>, Status> {
+        let started = Instant::now();
+        observed("Search", async {
+            let (engine, deadline) = self.admit(&request)?;
+            let query = validate::search(
+                "",
+                request.get_ref(),
+                &self.state.limits,
+                engine.index_languages(),
+            )?;
+            self.search_one(engine, query, deadline, started).await
+        })
+        .await
+    }
+
+    async fn search_batch(
+        &self,
+        request: Request<SearchBatchRequest>,
+    ) -> Result<Response<SearchBatchResponse>, Status> {
+        let started = Instant::now();
+        observed("SearchBatch", async {
+            let (engine, deadline) = self.admit(&request)?;
+            let queries = &request.get_ref().queries;
+            validate::count("queries", queries.len(), &self.state.limits)?;
+            let valid = queries
+                .iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    let prefix = format!("queries[{i}].");
+                    validate::search(&prefix, q, &self.state.limits, engine.index_languages())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let results = try_join_all(
+                valid
+                    .into_iter()
+                    .map(|q| self.search_one(engine, q, deadline, started)),
+            )
+            .await?;
+            Ok(SearchBatchResponse { results })
+        })
+        .await
+    }
+
+    async fn embed(
+        &self,
+        request: Request<EmbedRequest>,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        let started = Instant::now();
+        observed("Embed", async {
+            let (engine, deadline) = self.admit(&request)?;
+            let body = request.get_ref();
+            validate::count("texts", body.texts.len(), &self.state.limits)?;
+            for (i, text) in body.texts.iter().enumerate() {
+                validate::text(&format!("texts[{i}]"), text, &self.state.limits)?;
+            }
+            let mode = match EmbedMode::try_from(body.mode) {
+                Ok(EmbedMode::Query) => Mode::Query,
+                Ok(EmbedMode::Passage) => Mode::Passage,
+                Err(_) => {
+                    return Err(ServerError::invalid(
+                        "mode",
+                        format!(
+                            "{} is not EMBED_MODE_QUERY (0) or EMBED_MODE_PASSAGE (1)",
+                            body.mode
+                        ),
+                    ))
+                }
+            };
+            let embedded =
+                try_join_all(body.texts.iter().map(|t| engine.embed(t, mode, deadline))).await?;
+            let slowest = embedded
+                .iter()
+                .max_by_key(|e| e.queue_wait + e.encode)
+                .cloned();
+            Ok(EmbedResponse {
+                dim: engine.model.dim as u32,
+                timing: slowest.map(|e| timing(&e, Duration::ZERO, started.elapsed())),
+                embeddings: embedded
+                    .into_iter()
+                    .map(|e| Embedding {
+                        tokens: e.tokens as u32,
+                        truncated: e.truncated,
+                        values: e.vector,
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        observed("Info", async {
+            let engine = self.state.engine()?;
+            let limits = &self.state.limits;
+            let batching = &engine.batching;
+            Ok(InfoResponse {
+                model_id: engine.model.id.clone(),
+                embedding_dim: engine.model.dim as u32,
+                max_sequence_length: engine.model.max_length as u32,
+                index_size: engine.index().len() as u64,
+                languages: engine
+                    .index_languages()
+                    .iter()
+                    .map(|(language, n)| LanguageCount {
+                        language: language.clone(),
+                        passages: *n as u64,
+                    })
+                    .collect(),
+                batching: Some(BatchingInfo {
+                    max_batch_size: batching.max_batch_size as u32,
+                    max_wait_us: micros(batching.max_wait),
+                    queue_capacity: batching.queue_capacity as u32,
+                    max_batch_tokens: batching.max_batch_tokens as u32,
+                    adaptive_wait: batching.adaptive_wait,
+                }),
+                device: engine.model.device.clone(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                max_top_k: limits.max_top_k,
+                max_batch_queries: limits.max_batch_queries as u32,
+                default_ef: limits.default_ef,
+            })
+        })
+        .await
+    }
+}

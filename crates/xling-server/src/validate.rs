@@ -1,0 +1,240 @@
+//! Request validation at the edge, declared once. Messages say what to fix.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tonic::metadata::MetadataMap;
+use xling_proto::v1::SearchRequest;
+
+use crate::config::{Limits, MAX_EF};
+use crate::error::ServerError;
+
+pub const DEFAULT_TOP_K: u32 = 10;
+
+/// A search request that passed validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidSearch {
+    pub query: String,
+    pub top_k: usize,
+    /// `None`: all languages.
+    pub languages: Option<Vec<String>>,
+    pub ef: usize,
+}
+
+/// Checks one text: not blank, not over the byte limit.
+pub fn text(field: &str, text: &str, limits: &Limits) -> Result<(), ServerError> {
+    if text.trim().is_empty() {
+        return Err(ServerError::invalid(
+            field,
+            "must not be empty or whitespace only",
+        ));
+    }
+    if text.len() > limits.max_text_bytes {
+        return Err(ServerError::invalid(
+            field,
+            format!(
+                "is {} bytes; the limit is {} (max_text_bytes)",
+                text.len(),
+                limits.max_text_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a list's length against `max_batch_queries`.
+pub fn count(field: &str, n: usize, limits: &Limits) -> Result<(), ServerError> {
+    if n == 0 {
+        return Err(ServerError::invalid(field, "must hold at least one entry"));
+    }
+    if n > limits.max_batch_queries {
+        return Err(ServerError::invalid(
+            field,
+            format!(
+                "holds {n} entries; the limit is {} (max_batch_queries)",
+                limits.max_batch_queries
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a message's encoded size against `max_message_bytes`.
+pub fn message_size(size: usize, limits: &Limits) -> Result<(), ServerError> {
+    if size > limits.max_message_bytes {
+        return Err(ServerError::TooLarge {
+            field: "request".into(),
+            size,
+            limit: limits.max_message_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Validates a `SearchRequest`; `prefix` names it in messages (e.g. `queries[3].`).
+pub fn search(
+    prefix: &str,
+    request: &SearchRequest,
+    limits: &Limits,
+    index_languages: &BTreeMap<String, usize>,
+) -> Result<ValidSearch, ServerError> {
+    text(&format!("{prefix}query"), &request.query, limits)?;
+    let top_k = match request.top_k {
+        0 => DEFAULT_TOP_K.min(limits.max_top_k),
+        k if k > limits.max_top_k => {
+            return Err(ServerError::invalid(
+                format!("{prefix}top_k"),
+                format!("is {k}; the limit is {} (max_top_k)", limits.max_top_k),
+            ))
+        }
+        k => k,
+    };
+    let ef = match request.ef {
+        0 => limits.default_ef,
+        ef if ef > MAX_EF => {
+            return Err(ServerError::invalid(
+                format!("{prefix}ef"),
+                format!("is {ef}; the limit is {MAX_EF}"),
+            ))
+        }
+        ef => ef,
+    };
+    for (i, code) in request.languages.iter().enumerate() {
+        let field = format!("{prefix}languages[{i}]");
+        if !xling_index::is_iso639_1(code) {
+            return Err(ServerError::invalid(
+                field,
+                format!("{code:?} is not an ISO 639-1 language code (two lowercase letters, e.g. \"de\")"),
+            ));
+        }
+        if !index_languages.contains_key(code) {
+            let known: Vec<&str> = index_languages.keys().map(String::as_str).collect();
+            return Err(ServerError::invalid(
+                field,
+                format!(
+                    "the index has no passages in {code:?}; it has {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(ValidSearch {
+        query: request.query.clone(),
+        top_k: top_k as usize,
+        languages: (!request.languages.is_empty()).then(|| request.languages.clone()),
+        ef: ef as usize,
+    })
+}
+
+/// The caller's deadline from the `grpc-timeout` header, if it sent one.
+pub fn deadline(metadata: &MetadataMap) -> Result<Option<Duration>, ServerError> {
+    let Some(value) = metadata.get("grpc-timeout") else {
+        return Ok(None);
+    };
+    let bad = || ServerError::invalid("grpc-timeout", "malformed header");
+    let text = value.to_str().map_err(|_| bad())?;
+    if text.len() < 2 || text.len() > 9 {
+        return Err(bad());
+    }
+    let (digits, unit) = text.split_at(text.len() - 1);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let duration = match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return Err(bad()),
+    };
+    Ok(Some(duration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_top_k: 50,
+            max_batch_queries: 4,
+            max_text_bytes: 32,
+            max_message_bytes: 4096,
+            max_concurrency_per_connection: 8,
+            default_ef: 64,
+        }
+    }
+
+    fn langs() -> BTreeMap<String, usize> {
+        [("de".to_string(), 3), ("zh".to_string(), 2)].into()
+    }
+
+    fn request(query: &str, top_k: u32, languages: &[&str], ef: u32) -> SearchRequest {
+        SearchRequest {
+            query: query.into(),
+            top_k,
+            languages: languages.iter().map(|s| s.to_string()).collect(),
+            ef,
+        }
+    }
+
+    fn message(r: SearchRequest) -> String {
+        search("", &r, &limits(), &langs()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn accepts_and_fills_defaults() {
+        let v = search("", &request("wo ist", 0, &[], 0), &limits(), &langs()).unwrap();
+        assert_eq!((v.top_k, v.ef, v.languages), (10, 64, None));
+        let v = search("", &request("x", 50, &["zh"], 200), &limits(), &langs()).unwrap();
+        assert_eq!((v.top_k, v.ef), (50, 200));
+        assert_eq!(v.languages, Some(vec!["zh".to_string()]));
+    }
+
+    #[test]
+    fn rejects_what_it_should_with_the_field_named() {
+        assert!(message(request(" \n\t", 0, &[], 0)).starts_with("query: must not be empty"));
+        assert!(message(request(&"x".repeat(33), 0, &[], 0)).contains("max_text_bytes"));
+        assert!(message(request("q", 51, &[], 0)).contains("top_k: is 51"));
+        assert!(message(request("q", 0, &["DE"], 0)).contains("languages[0]"));
+        assert!(message(request("q", 0, &["xx"], 0)).contains("not an ISO 639-1"));
+        assert!(message(request("q", 0, &["de", "fr"], 0))
+            .contains("languages[1]: the index has no passages"));
+        assert!(message(request("q", 0, &[], 5000)).contains("ef: is 5000"));
+        let prefixed = search("queries[2].", &request("", 0, &[], 0), &limits(), &langs());
+        assert!(prefixed
+            .unwrap_err()
+            .to_string()
+            .starts_with("queries[2].query"));
+    }
+
+    #[test]
+    fn counts_and_sizes() {
+        assert!(count("texts", 0, &limits()).is_err());
+        assert!(count("texts", 5, &limits())
+            .unwrap_err()
+            .to_string()
+            .contains("max_batch_queries"));
+        assert!(count("texts", 4, &limits()).is_ok());
+        assert!(matches!(
+            message_size(5000, &limits()),
+            Err(ServerError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn parses_grpc_timeouts() {
+        let mut m = MetadataMap::new();
+        assert_eq!(deadline(&m).unwrap(), None);
+        for (text, expected) in [
+            ("250m", Duration::from_millis(250)),
+            ("3S", Duration::from_secs(3)),
+            ("7u", Duration::from_micros(7)),
+        ] {
+            m.insert("grpc-timeout", text.parse().unwrap());
+            assert_eq!(deadline(&m).unwrap(), Some(expected));
+        }
+        m.insert("grpc-timeout", "12x".parse().unwrap());
+        assert!(deadline(&m).is_err());
+    }
+}
