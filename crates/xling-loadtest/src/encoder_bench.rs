@@ -1,0 +1,213 @@
+//! The raw encoder alone (no gRPC, no queue): latency and throughput per batch size and
+//! sequence length. This is the ceiling the service is measured against.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+use xling_encoder::{Device, Encoder, EncoderOptions, Mode, Tokens};
+
+use crate::LoadtestError;
+
+/// Real multilingual text, so the synthetic inputs are made of ordinary vocabulary ids.
+const SAMPLE: &str = "Die Panther verteidigten ihren Titel nicht. The Panthers' defense gave up \
+    just 308 points. Los Panthers terminaron la temporada con un récord de 15-1. \
+    Пантеры закончили сезон. パンサーズはシーズンを終えた。";
+
+#[derive(Debug, Clone)]
+pub struct EncoderBench {
+    pub model: PathBuf,
+    pub device: Device,
+    /// ONNX Runtime intra-op threads; 0 = ONNX Runtime's default.
+    pub intra_threads: usize,
+    pub batch_sizes: Vec<usize>,
+    /// Exact token counts per sequence, special tokens included.
+    pub seq_lens: Vec<usize>,
+    pub iters: usize,
+    pub warmup: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRow {
+    pub batch: usize,
+    pub seq: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub mean_ms: f64,
+    pub sequences_per_s: f64,
+    pub tokens_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub model_id: String,
+    pub precision: String,
+    pub device: String,
+    pub intra_threads: usize,
+    pub iters: usize,
+    pub rows: Vec<BenchRow>,
+}
+
+impl EncoderBench {
+    /// Loads the model and measures every (batch, seq) point; `on_row` sees each row as it lands.
+    pub fn run(&self, mut on_row: impl FnMut(&BenchRow)) -> Result<BenchResult, LoadtestError> {
+        let fail = |reason: String| LoadtestError::Bench { reason };
+        if self.iters == 0 || self.batch_sizes.contains(&0) || self.seq_lens.iter().any(|&s| s < 2)
+        {
+            return Err(fail(
+                "iters and batch sizes must be >= 1, sequence lengths >= 2".into(),
+            ));
+        }
+        let options = EncoderOptions {
+            device: self.device,
+            intra_threads: self.intra_threads,
+        };
+        let mut encoder = Encoder::load(&self.model, &options)?;
+        let max_length = encoder.manifest().max_length;
+        if let Some(too_long) = self.seq_lens.iter().find(|&&s| s > max_length) {
+            return Err(fail(format!(
+                "sequence length {too_long} exceeds the model's max_length {max_length}"
+            )));
+        }
+        let sample = encoder.tokenizer().tokenize(SAMPLE, Mode::Passage)?;
+        let mut rows = Vec::new();
+        for &seq in &self.seq_lens {
+            let tokens = exact_length(&sample, seq)
+                .ok_or_else(|| fail("the tokenizer gave too few tokens for the sample".into()))?;
+            for &batch in &self.batch_sizes {
+                let inputs: Vec<&Tokens> = vec![&tokens; batch];
+                for _ in 0..self.warmup {
+                    encoder.encode(&inputs)?;
+                }
+                let mut times = Vec::with_capacity(self.iters);
+                for _ in 0..self.iters {
+                    let t = Instant::now();
+                    let out = encoder.encode(&inputs)?;
+                    times.push(t.elapsed().as_secs_f64());
+                    if out.len() != batch {
+                        return Err(fail(format!(
+                            "{} embeddings for a batch of {batch}",
+                            out.len()
+                        )));
+                    }
+                }
+                let row = row(batch, seq, &mut times);
+                on_row(&row);
+                rows.push(row);
+            }
+        }
+        Ok(BenchResult {
+            model_id: encoder.manifest().id.clone(),
+            precision: encoder.manifest().precision.clone(),
+            device: self.device.to_string(),
+            intra_threads: self.intra_threads,
+            iters: self.iters,
+            rows,
+        })
+    }
+}
+
+/// `seq` ids: the sample's first (special) token, its content ids repeated, its last token.
+fn exact_length(sample: &Tokens, seq: usize) -> Option<Tokens> {
+    let ids = &sample.ids;
+    let (&first, &last) = (ids.first()?, ids.last()?);
+    let content = ids
+        .get(1..ids.len().saturating_sub(1))
+        .filter(|c| !c.is_empty())?;
+    let mut out = Vec::with_capacity(seq);
+    out.push(first);
+    out.extend(content.iter().cycle().take(seq - 2));
+    out.push(last);
+    Some(Tokens {
+        ids: out,
+        truncated: false,
+    })
+}
+
+fn row(batch: usize, seq: usize, times: &mut [f64]) -> BenchRow {
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize] * 1e3;
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let sequences_per_s = batch as f64 / mean;
+    BenchRow {
+        batch,
+        seq,
+        p50_ms: at(0.5),
+        p90_ms: at(0.9),
+        mean_ms: mean * 1e3,
+        sequences_per_s,
+        tokens_per_s: sequences_per_s * seq as f64,
+    }
+}
+
+/// Header and rows as an aligned text table.
+pub fn table_header() -> String {
+    format!(
+        "{:>6} {:>6} {:>10} {:>10} {:>12} {:>12}",
+        "batch", "seq", "p50 ms", "p90 ms", "seq/s", "tokens/s"
+    )
+}
+
+pub fn table_row(r: &BenchRow) -> String {
+    let mut line = String::new();
+    let _ = write!(
+        line,
+        "{:>6} {:>6} {:>10.2} {:>10.2} {:>12.1} {:>12.0}",
+        r.batch, r.seq, r.p50_ms, r.p90_ms, r.sequences_per_s, r.tokens_per_s
+    );
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_inputs_of_exact_length() {
+        let sample = Tokens {
+            ids: vec![0, 10, 11, 12, 2],
+            truncated: false,
+        };
+        let t = exact_length(&sample, 8).unwrap();
+        assert_eq!(t.ids, vec![0, 10, 11, 12, 10, 11, 12, 2]);
+        assert_eq!(exact_length(&sample, 2).unwrap().ids, vec![0, 2]);
+        let bare = Tokens {
+            ids: vec![0, 2],
+            truncated: false,
+        };
+        assert!(exact_length(&bare, 4).is_none());
+    }
+
+    #[test]
+    fn row_reports_throughput_from_mean_time() {
+        let mut times = vec![0.02, 0.01, 0.03];
+        let r = row(4, 16, &mut times);
+        assert!((r.p50_ms - 20.0).abs() < 1e-9);
+        assert!((r.sequences_per_s - 200.0).abs() < 1e-6);
+        assert!((r.tokens_per_s - 3200.0).abs() < 1e-3);
+    }
+
+    /// Runs the real encoder when the tiny test model is installed (`scripts/setup.sh`).
+    #[test]
+    fn measures_the_tiny_model_when_present() {
+        let model = xling_encoder::xling_home().join("models/mt5-tiny");
+        if !model.join("model.toml").is_file() {
+            eprintln!("skipped: {} not installed", model.display());
+            return;
+        }
+        let bench = EncoderBench {
+            model,
+            device: Device::Cpu,
+            intra_threads: 1,
+            batch_sizes: vec![1, 2],
+            seq_lens: vec![8],
+            iters: 2,
+            warmup: 1,
+        };
+        let mut seen = 0;
+        let result = bench.run(|_| seen += 1).unwrap();
+        assert_eq!(seen, 2);
+        assert!(result.rows.iter().all(|r| r.sequences_per_s > 0.0));
+    }
+}
