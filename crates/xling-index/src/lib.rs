@@ -1,1 +1,34 @@
-//! HNSW passage index over normalized embeddings, with a passage store and manifest
+//! HNSW passage index over L2-normalized embeddings, with a passage store and manifest.
+//!
+//! Build: load a JSON Lines [`Corpus`], embed it (elsewhere: this crate knows no model),
+//! [`Index::build`] and [`Index::save`]. Serve: [`Index::load`], [`Index::check_model`], then
+//! [`Index::search`] from any number of threads. [`Index::exact_search`] is the brute-force
+//! ground truth for evaluation.
+//!
+//! # Layout
+//! - `corpus`   — [`Passage`], [`Corpus`]: the JSONL loader and its validation rules.
+//! - `lang`     — [`is_iso639_1`]: the ISO 639-1 code table.
+//! - `distance` — [`UnitDot`]: `1 - dot` clamped at 0, the HNSW distance.
+//! - `build`    — [`BuildParams`], [`EmbeddedCorpus`], [`Index::build`] (parallel inserts).
+//! - `index`    — [`Index`]: load (checksummed), save (temp folder + rename), accessors.
+//! - `search`   — [`Hit`], [`Index::search`] (HNSW, language filter), [`Index::exact_search`].
+//! - `store`    — the folder layout and [`IndexManifest`] (`index.json`).
+//! - `error`    — [`IndexError`], the crate's one error type.
+
+mod build;
+mod corpus;
+mod distance;
+mod error;
+mod index;
+mod lang;
+mod search;
+mod store;
+
+pub use build::{BuildParams, EmbeddedCorpus};
+pub use corpus::{Corpus, Passage};
+pub use distance::UnitDot;
+pub use error::IndexError;
+pub use index::Index;
+pub use lang::is_iso639_1;
+pub use search::{Hit, DEFAULT_EXACT_SUBSET_MAX};
+pub use store::{IndexManifest, EMBEDDINGS_FILE, FORMAT_VERSION, MANIFEST_FILE, PASSAGES_FILE};

@@ -1,0 +1,174 @@
+//! Approximate (HNSW) and exact search, both with an optional language filter.
+
+use std::cmp::Ordering;
+
+use hnsw_rs::hnsw::Neighbour;
+
+use crate::distance::score;
+use crate::error::IndexError;
+use crate::index::Index;
+use crate::lang::is_iso639_1;
+
+/// Default of [`Index::set_exact_subset_max`]: language-filtered queries whose matching subset
+/// has at most this many passages are answered
+/// by an exact scan of that subset instead of filtered HNSW. hnsw_rs's filtered search keeps
+/// expanding the graph until it holds `ef` matching points, so for a rare language it visits
+/// most of the graph anyway, while a scan of a few thousand 384-d rows costs well under a
+/// millisecond and is exact. Measured with `examples/filter_tune.rs` (see its doc).
+pub const DEFAULT_EXACT_SUBSET_MAX: usize = 4096;
+
+/// One search result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// Passage slot: look it up with [`Index::passage`].
+    pub slot: u32,
+    /// Cosine similarity of query and passage (`1 - distance`), at most 1.
+    pub score: f32,
+}
+
+/// Which passages a query may return.
+enum Selection {
+    All,
+    Languages {
+        /// Per index language (position in `LanguageSlots::codes`): selected?
+        mask: Vec<bool>,
+        /// Number of passages in the selected languages.
+        count: usize,
+    },
+}
+
+impl Index {
+    /// The `k` best passages for `query` (a unit vector of the index's dim) by HNSW with
+    /// search breadth `ef` (raised to `k` when smaller). `languages`: ISO 639-1 codes to keep;
+    /// `None` or an empty list means all. Codes absent from the index match nothing.
+    /// With a filter, `k` hits come back whenever the selected languages hold `k` passages.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        languages: Option<&[String]>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        self.check_query(query)?;
+        let selection = self.select(languages)?;
+        if k == 0 || self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ef = ef.max(k);
+        let Selection::Languages { mask, count } = selection else {
+            return Ok(to_hits(self.graph.search(query, k, ef)));
+        };
+        if count <= self.exact_subset_max {
+            return Ok(self.scan(query, k, &mask));
+        }
+        let of_slot = &self.languages.of_slot;
+        let filter = |id: &usize| mask[of_slot[*id] as usize];
+        let hits = to_hits(self.graph.search_filter(query, k, ef, Some(&filter)));
+        // A filtered walk can stop short (e.g. its entry point does not match); never return
+        // fewer hits than exist.
+        if hits.len() < k.min(count) {
+            return Ok(self.scan(query, k, &mask));
+        }
+        Ok(hits)
+    }
+
+    /// Sets the subset size up to which language-filtered searches scan exactly instead of
+    /// walking the graph (see [`DEFAULT_EXACT_SUBSET_MAX`]); 0 always walks the graph.
+    pub fn set_exact_subset_max(&mut self, passages: usize) {
+        self.exact_subset_max = passages;
+    }
+
+    /// Brute-force search with the same arguments and scores as [`Index::search`]; the ground
+    /// truth for recall measurements.
+    pub fn exact_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        languages: Option<&[String]>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        self.check_query(query)?;
+        let mask = match self.select(languages)? {
+            Selection::All => vec![true; self.languages.codes.len()],
+            Selection::Languages { mask, .. } => mask,
+        };
+        Ok(self.scan(query, k, &mask))
+    }
+
+    fn check_query(&self, query: &[f32]) -> Result<(), IndexError> {
+        if query.len() != self.dim() {
+            return Err(IndexError::QueryDim {
+                got: query.len(),
+                expected: self.dim(),
+            });
+        }
+        if !query.iter().all(|v| v.is_finite()) {
+            return Err(IndexError::QueryNotFinite);
+        }
+        Ok(())
+    }
+
+    fn select(&self, languages: Option<&[String]>) -> Result<Selection, IndexError> {
+        let languages = match languages {
+            Some(l) if !l.is_empty() => l,
+            _ => return Ok(Selection::All),
+        };
+        let codes = &self.languages.codes;
+        let mut mask = vec![false; codes.len()];
+        for code in languages {
+            if !is_iso639_1(code) {
+                return Err(IndexError::FilterLanguage { code: code.clone() });
+            }
+            if let Ok(i) = codes.binary_search(code) {
+                mask[i] = true;
+            }
+        }
+        let count = (0..codes.len())
+            .filter(|&i| mask[i])
+            .map(|i| self.languages.slots[i].len())
+            .sum();
+        if count == self.len() {
+            return Ok(Selection::All); // every passage matches: the unfiltered graph walk is exact
+        }
+        Ok(Selection::Languages { mask, count })
+    }
+
+    /// Exact top-k over the slots of the languages selected in `mask`.
+    fn scan(&self, query: &[f32], k: usize, mask: &[bool]) -> Vec<Hit> {
+        let mut hits: Vec<Hit> = mask
+            .iter()
+            .zip(&self.languages.slots)
+            .filter(|(selected, _)| **selected)
+            .flat_map(|(_, slots)| slots.iter().copied())
+            .map(|slot| Hit {
+                slot,
+                score: score(query, self.row(slot)),
+            })
+            .collect();
+        if k < hits.len() {
+            hits.select_nth_unstable_by(k, best_first);
+            hits.truncate(k);
+        }
+        hits.sort_unstable_by(best_first);
+        hits
+    }
+
+    fn row(&self, slot: u32) -> &[f32] {
+        let dim = self.dim();
+        &self.embeddings[slot as usize * dim..(slot as usize + 1) * dim]
+    }
+}
+
+/// Higher score first; ties by lower slot so results are deterministic.
+fn best_first(a: &Hit, b: &Hit) -> Ordering {
+    b.score.total_cmp(&a.score).then(a.slot.cmp(&b.slot))
+}
+
+fn to_hits(neighbours: Vec<Neighbour>) -> Vec<Hit> {
+    neighbours
+        .into_iter()
+        .map(|n| Hit {
+            slot: n.d_id as u32,
+            score: 1.0 - n.distance,
+        })
+        .collect()
+}
