@@ -1,0 +1,49 @@
+"""torch -> ONNX (fp32), then the optional fp16 / int8 conversions of that graph."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.transformers.float16 import convert_float_to_float16
+
+from .checkpoint import PooledEncoder
+
+OPSET = 17
+INPUTS = ["input_ids", "attention_mask"]
+OUTPUT = "sentence_embedding"
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def export_fp32(model: PooledEncoder, path: Path) -> None:
+    """Trace with a [2, 8] example; batch and sequence stay dynamic in the graph."""
+    ids = torch.ones((2, 8), dtype=torch.int64)
+    mask = torch.ones((2, 8), dtype=torch.int64)
+    axes = {name: {0: "batch", 1: "seq"} for name in INPUTS} | {OUTPUT: {0: "batch"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about Python-side shape math
+        # The TorchScript exporter handles the T5 relative-position code as-is; dynamo's needs
+        # extra shape hints for it and gives the same graph.
+        torch.onnx.export(
+            model, (ids, mask), str(path), input_names=INPUTS, output_names=[OUTPUT],
+            dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False,
+        )  # fmt: skip
+    onnx.checker.check_model(str(path))
+
+
+def convert(fp32: Path, out: Path, precision: str) -> None:
+    """Write ``out`` as ``precision``: fp16 keeps float32 inputs/outputs; int8 is dynamic (weights)."""
+    if precision == "fp16":
+        # keep_io_types: the server feeds int64 ids and reads a float32 embedding either way.
+        model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+        onnx.save_model(model, str(out))
+    elif precision == "int8":
+        # MatMul weights only: the embedding table stays fp32 (a Gather is cheap, and int8
+        # embeddings cost the most quality).
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])  # fmt: skip
+    else:
+        raise ValueError(f"precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
