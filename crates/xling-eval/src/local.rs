@@ -25,6 +25,9 @@ pub struct LocalOptions {
     /// memory from the dataset's candidates.
     pub index: Option<PathBuf>,
     pub encoder: EncoderOptions,
+    /// Overrides the index's threshold below which language-filtered searches scan exactly
+    /// (0 = always walk the HNSW graph, to measure the graph in every setting).
+    pub exact_subset_max: Option<usize>,
 }
 
 /// A loaded model and an index over the dataset's candidates.
@@ -36,7 +39,7 @@ pub struct Local {
 impl Local {
     pub fn open(dataset: &Dataset, options: &LocalOptions) -> Result<Local, EvalError> {
         let mut encoder = Encoder::load(&options.model, &options.encoder)?;
-        let index = match &options.index {
+        let mut index = match &options.index {
             Some(dir) => {
                 let index = Index::load(dir)?;
                 let manifest = encoder.manifest();
@@ -45,6 +48,9 @@ impl Local {
             }
             None => build_index(dataset, &mut encoder)?,
         };
+        if let Some(max) = options.exact_subset_max {
+            index.set_exact_subset_max(max);
+        }
         Ok(Local { encoder, index })
     }
 

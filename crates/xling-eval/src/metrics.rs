@@ -74,9 +74,10 @@ pub struct LanguageBias {
     /// Total variation distance between the two: 0 = no bias, 1 = every retrieved answer from
     /// a language that holds none of the expected share.
     pub deviation: f64,
-    /// How often the best-ranked relevant answer is in the question's own language.
+    /// Over questions with a relevant answer in the ranked list: how often the best-ranked
+    /// one is in the question's own language.
     pub same_language_first: f64,
-    /// That rate for an unbiased retriever: mean over questions of 1 / (answer languages).
+    /// That rate for an unbiased retriever: mean over those questions of 1 / (answer languages).
     pub same_language_first_unbiased: f64,
 }
 
@@ -86,7 +87,8 @@ pub struct BiasCounter {
     k: usize,
     retrieved: BTreeMap<String, f64>,
     expected: BTreeMap<String, f64>,
-    questions: usize,
+    /// Questions with at least one relevant answer in the ranked list.
+    answered: usize,
     same_first: usize,
     unbiased_first: f64,
 }
@@ -97,7 +99,7 @@ impl BiasCounter {
             k,
             retrieved: BTreeMap::new(),
             expected: BTreeMap::new(),
-            questions: 0,
+            answered: 0,
             same_first: 0,
             unbiased_first: 0.0,
         }
@@ -109,14 +111,17 @@ impl BiasCounter {
         if relevant.is_empty() {
             return;
         }
-        self.questions += 1;
         for language in relevant {
             *self.expected.entry(language.to_string()).or_default() += 1.0;
         }
         for language in ranked.iter().take(self.k).flatten() {
             *self.retrieved.entry(language.to_string()).or_default() += 1.0;
         }
-        if ranked.iter().flatten().next() == Some(&query_language) {
+        let Some(&first) = ranked.iter().flatten().next() else {
+            return;
+        };
+        self.answered += 1;
+        if first == query_language {
             self.same_first += 1;
         }
         let mut distinct: Vec<&str> = relevant.to_vec();
@@ -147,7 +152,7 @@ impl BiasCounter {
                     (p - q).abs()
                 })
                 .sum::<f64>();
-        let n = self.questions.max(1) as f64;
+        let n = self.answered.max(1) as f64;
         LanguageBias {
             k: self.k,
             retrieved_share,
@@ -232,8 +237,11 @@ mod tests {
         let mut fair = BiasCounter::new(10);
         fair.add("en", &[Some("de"), Some("en")], &["en", "de"]);
         fair.add("de", &[Some("de"), Some("en")], &["de", "en"]);
+        // Nothing relevant retrieved: counts in the expected shares only.
+        fair.add("de", &[None, None], &["de", "en"]);
         let f = fair.finish();
         assert!(close(f.deviation, 0.0));
+        assert!(close(f.expected_share["de"], 0.5));
         assert!(close(f.same_language_first, 0.5));
     }
 }

@@ -18,7 +18,7 @@ pub struct RunInfo {
     /// Model id (local mode, or from the server's Info).
     pub model: String,
     pub top_k: usize,
-    /// HNSW ef per search; 0 = the server's default.
+    /// HNSW ef per search (the server's default when none was asked for).
     pub ef: usize,
     /// Search calls made for the ANN figures.
     pub searches: usize,
@@ -97,7 +97,7 @@ impl Report<'_> {
             r.mode,
             r.model,
             r.top_k,
-            if r.ef == 0 { "server default".to_string() } else { r.ef.to_string() },
+            r.ef,
             r.searches,
             r.search_seconds,
         );
@@ -115,7 +115,7 @@ impl Report<'_> {
             let _ = writeln!(
                 md,
                 "\n## ANN against exact search\n\nRecall@10 of the ANN lists against exact \
-                 lists on the same embeddings: {:.4}.",
+                 lists on the same embeddings: {:.4}. (xling-index scans small language pools                  exactly; see docs/eval.md.)",
                 comparison.ann_recall_at_10
             );
             if let Some((key, lost)) = &comparison.worst_setting {

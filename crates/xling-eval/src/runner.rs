@@ -58,7 +58,7 @@ pub async fn evaluate<'a>(
     let settings = settings(dataset);
     let searches = settings.iter().map(|s| s.questions.len()).sum();
     let started = Instant::now();
-    let (mode, model, ann, exact) = match &config.backend {
+    let (mode, model, ef, ann, exact) = match &config.backend {
         Backend::Remote { addr, index } => {
             let remote = Remote::connect(addr).await?;
             let info = remote.info().await?;
@@ -97,7 +97,12 @@ pub async fn evaluate<'a>(
                     )?)
                 }
             };
-            (format!("gRPC {addr}"), info.model_id, ann, exact)
+            let ef = if config.ef == 0 {
+                info.default_ef as usize
+            } else {
+                config.ef
+            };
+            (format!("gRPC {addr}"), info.model_id, ef, ann, exact)
         }
         Backend::Local(options) => {
             let mut local = Local::open(dataset, options)?;
@@ -132,6 +137,7 @@ pub async fn evaluate<'a>(
             (
                 format!("local ({})", options.encoder.device),
                 model,
+                ef,
                 ann,
                 exact,
             )
@@ -147,7 +153,7 @@ pub async fn evaluate<'a>(
             mode,
             model,
             top_k: config.top_k,
-            ef: config.ef,
+            ef,
             searches,
             search_seconds,
         },

@@ -55,6 +55,10 @@ pub struct Args {
     /// Evaluate only the first N question ids (the candidate pool stays complete).
     #[arg(long)]
     max_questions: Option<usize>,
+    /// With --local: language pools up to this many passages are scanned exactly instead of
+    /// searched in the HNSW graph (default: the index's own threshold; 0 = always the graph).
+    #[arg(long)]
+    exact_subset_max: Option<usize>,
     /// Encoder device for --local: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: Device,
@@ -100,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 device: args.device,
                 intra_threads: args.intra_threads,
             },
+            exact_subset_max: args.exact_subset_max,
         }),
     };
     let config = EvalConfig {
