@@ -1,0 +1,182 @@
+//! Test fixtures: the committed tiny mT5-shaped model, a real index built from the demo
+//! corpus with it, and a real server on port 0.
+
+#![allow(dead_code)] // each test binary uses its own part of the fixtures
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use xling_encoder::{Encoder, EncoderOptions, Mode};
+use xling_index::{BuildParams, Corpus, EmbeddedCorpus, Index};
+use xling_proto::v1::retrieval_client::RetrievalClient;
+use xling_server::{Config, Listeners, Settings};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn model_dir() -> PathBuf {
+    repo().join("models/mt5-tiny")
+}
+
+/// A real HNSW index of the demo corpus embedded by the tiny model, built once per process.
+pub fn index_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = Corpus::load(&repo().join("data/demo/corpus.jsonl")).unwrap();
+        let mut encoder = Encoder::load(&model_dir(), &EncoderOptions::default()).unwrap();
+        let texts: Vec<&str> = corpus.passages().iter().map(|p| p.text.as_str()).collect();
+        let mut embeddings = Vec::new();
+        for chunk in texts.chunks(64) {
+            embeddings.extend(
+                encoder
+                    .embed(chunk, Mode::Passage)
+                    .unwrap()
+                    .into_iter()
+                    .flatten(),
+            );
+        }
+        let input = EmbeddedCorpus {
+            corpus,
+            embeddings,
+            dim: encoder.manifest().dim,
+            model_id: encoder.manifest().id.clone(),
+            encode_seconds: 0.0,
+        };
+        let mut index = Index::build(input, &BuildParams::default(), &mut |_, _| {}).unwrap();
+        index.save(&dir.path().join("index"), false).unwrap();
+        dir
+    })
+    .path()
+    .join("index")
+    .leak()
+}
+
+/// Settings for a test server: tiny model, test index, port 0, metrics on port 0.
+pub fn settings() -> Settings {
+    Settings {
+        grpc_addr: Some("127.0.0.1:0".parse().unwrap()),
+        metrics_addr: Some("127.0.0.1:0".into()),
+        model: Some(model_dir()),
+        index: Some(index_dir().to_path_buf()),
+        intra_threads: Some(1),
+        drain_timeout_s: Some(10),
+        ..Settings::default()
+    }
+}
+
+pub struct TestServer {
+    pub addr: std::net::SocketAddr,
+    pub metrics_addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start(settings: Settings) -> TestServer {
+        let config: Config = settings.resolve().unwrap();
+        let grpc = TcpListener::bind(config.grpc_addr).await.unwrap();
+        let metrics = TcpListener::bind(config.metrics_addr.unwrap())
+            .await
+            .unwrap();
+        let addr = grpc.local_addr().unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listeners = Listeners {
+            grpc,
+            metrics: Some(metrics),
+        };
+        let task = tokio::spawn(xling_server::run(listeners, config, async {
+            let _ = stopped.await;
+        }));
+        let server = TestServer {
+            addr,
+            metrics_addr,
+            stop: Some(stop),
+            task,
+        };
+        server.wait_serving().await;
+        server
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn client(&self) -> RetrievalClient<Channel> {
+        RetrievalClient::new(self.channel().await)
+    }
+
+    /// Polls the health service until the Retrieval service reports SERVING.
+    pub async fn wait_serving(&self) {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+        let mut health = HealthClient::new(self.channel().await);
+        for _ in 0..600 {
+            let request = HealthCheckRequest {
+                service: xling_server::SERVICE_NAME.into(),
+            };
+            if let Ok(response) = health.check(request).await {
+                if response.into_inner().status == ServingStatus::Serving as i32 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not become SERVING within 30 s");
+    }
+
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down and waits for `run` to return.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown();
+        (&mut self.task).await.unwrap()
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_addr)
+            .await
+            .unwrap();
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.metrics_addr
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.unwrap();
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        body
+    }
+}
+
+/// Sum of a metric's samples whose name and labels start with `prefix` (e.g.
+/// `xling_batch_size_count` or `xling_requests_total{method="Search",code="OK"`).
+pub fn metric_sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter(|l| {
+            let rest = &l[prefix.len()..];
+            rest.starts_with(' ')
+                || rest.starts_with('{')
+                || rest.starts_with(',')
+                || rest.starts_with('}')
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
