@@ -115,7 +115,8 @@ impl Report<'_> {
             let _ = writeln!(
                 md,
                 "\n## ANN against exact search\n\nRecall@10 of the ANN lists against exact \
-                 lists on the same embeddings: {:.4}. (xling-index scans small language pools                  exactly; see docs/eval.md.)",
+                 lists on the same embeddings: {:.4}. (xling-index scans small language pools \
+                 exactly; see docs/eval.md.)",
                 comparison.ann_recall_at_10
             );
             if let Some((key, lost)) = &comparison.worst_setting {
