@@ -202,6 +202,18 @@ impl GhzConfig {
     }
 }
 
+/// Parses a JSON-valued flag (`--data`, `--metadata`, `--tags`); `None` when not given.
+pub fn json_flag<T: serde::de::DeserializeOwned>(
+    flag: &str,
+    text: Option<&str>,
+) -> Result<Option<T>, LoadtestError> {
+    text.map(|t| {
+        serde_json::from_str(t)
+            .map_err(|e| LoadtestError::option(flag, format!("not valid JSON: {e}")))
+    })
+    .transpose()
+}
+
 /// `false`, `""`, `0`, `null`, `[]` and `{}`: the values that leave a ghz feature off.
 fn is_off(value: &serde_json::Value) -> bool {
     match value {

@@ -141,6 +141,12 @@ fn row(batch: usize, seq: usize, times: &mut [f64]) -> BenchRow {
     }
 }
 
+/// The result as pretty JSON.
+pub fn to_json(result: &BenchResult) -> String {
+    // Plain numbers and strings always serialize.
+    serde_json::to_string_pretty(result).unwrap_or_default() + "\n"
+}
+
 /// Header and rows as an aligned text table.
 pub fn table_header() -> String {
     format!(

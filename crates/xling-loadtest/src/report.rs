@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -10,8 +11,9 @@ use serde_json::json;
 
 use crate::call::go_code_name;
 use crate::runner::{CallRecord, RunOutcome};
-use crate::spec::RunSpec;
+use crate::spec::{Format, RunSpec};
 use crate::timefmt::rfc3339;
+use crate::LoadtestError;
 
 /// ghz's latency percentiles.
 const PERCENTILES: [u32; 7] = [10, 25, 50, 75, 90, 95, 99];
@@ -249,6 +251,49 @@ impl Report {
         }
         out
     }
+}
+
+/// Writes the report as ghz does (the chosen format to `output` or stdout) and, for machine
+/// formats, the text summary to stderr; plus xling's summary JSON when asked for.
+pub fn emit(
+    spec: &RunSpec,
+    outcome: &RunOutcome,
+    summary_path: Option<&Path>,
+) -> Result<(), LoadtestError> {
+    let report = Report::build(spec, outcome);
+    let rendered = match spec.format {
+        Format::Summary => report.summary_text(),
+        Format::Json => to_json(&report, false),
+        Format::Pretty => to_json(&report, true),
+    };
+    match &spec.output {
+        Some(path) => write(path, &rendered)?,
+        None => print!("{rendered}"),
+    }
+    if spec.format != Format::Summary {
+        eprint!("{}", report.summary_text());
+    }
+    if let Some(path) = summary_path {
+        write(path, &to_json(&summary_json(spec, outcome, &report), true))?;
+    }
+    Ok(())
+}
+
+fn to_json(value: &impl Serialize, pretty: bool) -> String {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    // Plain data (strings, numbers, maps with string keys) always serializes.
+    text.unwrap_or_default() + "\n"
+}
+
+fn write(path: &Path, text: &str) -> Result<(), LoadtestError> {
+    std::fs::write(path, text).map_err(|source| LoadtestError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The report's `options`: the settings the run used, ghz's key names, durations in ns.

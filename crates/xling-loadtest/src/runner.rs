@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::JoinSet;
 use tokio::time::sleep_until;
-use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 use xling_proto::v1::retrieval_client::RetrievalClient;
 

@@ -1,11 +1,70 @@
-//! Placeholder until this subcommand lands.
+//! `xling bench encoder`: the raw encoder alone (no gRPC, no queue), the ceiling the service is
+//! measured against. Prints a table; `--json` also writes the rows.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use xling_encoder::Device;
+use xling_loadtest::encoder_bench::{table_header, table_row, EncoderBench};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Not implemented yet.
-    Todo,
+    /// Latency and sequences/s of the encoder per batch size and sequence length.
+    Encoder(EncoderArgs),
 }
 
-pub fn run(_command: Command) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+#[derive(clap::Args)]
+pub struct EncoderArgs {
+    /// Model folder (default: $XLING_HOME/models/multilingual-e5-small).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// ONNX Runtime intra-op threads (0: ONNX Runtime's default, one per core).
+    #[arg(long, default_value_t = 0)]
+    intra_threads: usize,
+    /// Batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64,128")]
+    batch_sizes: Vec<usize>,
+    /// Exact token counts per sequence (special tokens included).
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
+    seq_lens: Vec<usize>,
+    /// Timed runs per point.
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    /// Untimed runs per point first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    let Command::Encoder(args) = command;
+    let bench = EncoderBench {
+        model: args
+            .model
+            .unwrap_or_else(|| xling_encoder::xling_home().join("models/multilingual-e5-small")),
+        device: args.device,
+        intra_threads: args.intra_threads,
+        batch_sizes: args.batch_sizes,
+        seq_lens: args.seq_lens,
+        iters: args.iters,
+        warmup: args.warmup,
+    };
+    eprintln!(
+        "encoder benchmark: {} on {} ({} iters per point)",
+        bench.model.display(),
+        bench.device,
+        bench.iters
+    );
+    println!("{}", table_header());
+    let result = bench.run(|row| println!("{}", table_row(row)))?;
+    if let Some(path) = &args.json {
+        let text = xling_loadtest::encoder_bench::to_json(&result);
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
