@@ -1,11 +1,281 @@
-//! Placeholder until this subcommand lands.
+//! `xling index build`: embed a JSON Lines corpus and write an HNSW index folder;
+//! `xling index info`: verify an index folder and print what it holds.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use xling_encoder::{Device, Encoder, EncoderOptions, Mode, Tokens};
+use xling_index::{BuildParams, Corpus, EmbeddedCorpus, Index, IndexManifest};
+
+/// How often a non-terminal run logs its progress.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Not implemented yet.
-    Todo,
+    /// Embed a JSON Lines corpus with a model folder and write an HNSW index folder.
+    Build(BuildArgs),
+    /// Load an index folder (verifying every file's checksum) and print its manifest.
+    Info {
+        /// The index folder.
+        dir: PathBuf,
+    },
 }
 
-pub fn run(_command: Command) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Corpus, JSON Lines: {"id", "text", "language" (ISO 639-1), "title"?, "metadata"?}.
+    #[arg(long, env = "XLING_CORPUS")]
+    corpus: PathBuf,
+    /// Output folder; written to a temporary sibling and renamed into place when complete.
+    #[arg(long, env = "XLING_INDEX")]
+    out: PathBuf,
+    /// Replace `--out` if it already holds an index.
+    #[arg(long)]
+    force: bool,
+    /// Model folder (model.toml, ONNX graph, tokenizer.json).
+    /// [default: $XLING_HOME/models/multilingual-e5-small]
+    #[arg(long, env = "XLING_MODEL")]
+    model: Option<PathBuf>,
+    /// HNSW links per node and layer (2..=255).
+    #[arg(long, env = "XLING_INDEX_M", default_value_t = BuildParams::default().m)]
+    m: usize,
+    /// HNSW candidate list size while inserting.
+    #[arg(long, env = "XLING_INDEX_EF_CONSTRUCTION", default_value_t = BuildParams::default().ef_construction)]
+    ef_construction: usize,
+    /// Passages per encoder batch (passages are sorted by length, so batches pad little).
+    #[arg(long, env = "XLING_INDEX_BATCH_SIZE", default_value_t = 32)]
+    batch_size: usize,
+    /// Where the encoder runs: cpu, cuda or cuda:N.
+    #[arg(long, env = "XLING_DEVICE", default_value = "cpu")]
+    device: Device,
+    /// Threads for the encoder and for HNSW inserts; 0 = all cores.
+    #[arg(long, env = "XLING_INDEX_THREADS", default_value_t = 0)]
+    threads: usize,
+}
+
+pub fn run(command: Command) -> anyhow::Result<()> {
+    crate::logging::init(false);
+    match command {
+        Command::Build(args) => build(args),
+        Command::Info { dir } => {
+            let index = Index::load(&dir)?;
+            print_manifest(&dir, index.manifest());
+            Ok(())
+        }
+    }
+}
+
+fn build(args: BuildArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    // Fail before minutes of encoding rather than at the final rename.
+    anyhow::ensure!(
+        args.force || !args.out.exists(),
+        "{} already exists; pass --force to replace it",
+        args.out.display()
+    );
+    let started = Instant::now();
+    let corpus = Corpus::load(&args.corpus)?;
+    let model_dir = args
+        .model
+        .unwrap_or_else(|| xling_encoder::xling_home().join("models/multilingual-e5-small"));
+    let options = EncoderOptions {
+        device: args.device,
+        intra_threads: args.threads,
+    };
+    let mut encoder = Encoder::load(&model_dir, &options)
+        .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
+    tracing::info!(
+        passages = corpus.len(),
+        model = %encoder.manifest().id,
+        device = %args.device,
+        "encoding corpus"
+    );
+
+    let (embeddings, stats) = encode(&mut encoder, &corpus, args.batch_size)?;
+    let params = BuildParams {
+        m: args.m,
+        ef_construction: args.ef_construction,
+        threads: args.threads,
+    };
+    let input = EmbeddedCorpus {
+        corpus,
+        embeddings,
+        dim: encoder.manifest().dim,
+        model_id: encoder.manifest().id.clone(),
+        encode_seconds: stats.seconds,
+    };
+    drop(encoder); // free the session's memory before the graph is built
+    let mut progress = Progress::new("inserting", input.corpus.len());
+    let mut index = Index::build(input, &params, &mut |done, _| progress.set(done))?;
+    progress.finish();
+    index.save(&args.out, args.force)?;
+
+    let manifest = index.manifest();
+    let rate = |secs: f64| manifest.count as f64 / secs.max(1e-9);
+    println!("index written to {}", args.out.display());
+    println!(
+        "  encode: {:.1} s, {:.1} passages/s, {:.0} tokens/s, {:.0}% of padded tokens real, {} truncated to {} tokens",
+        stats.seconds,
+        rate(stats.seconds),
+        stats.tokens as f64 / stats.seconds.max(1e-9),
+        100.0 * stats.tokens as f64 / stats.padded_tokens.max(1) as f64,
+        stats.truncated,
+        stats.max_length,
+    );
+    println!(
+        "  insert: {:.1} s, {:.1} passages/s (m {}, ef_construction {})",
+        manifest.build_seconds,
+        rate(manifest.build_seconds),
+        manifest.m,
+        manifest.ef_construction
+    );
+    println!("  total:  {:.1} s", started.elapsed().as_secs_f64());
+    print_manifest(&args.out, manifest);
+    Ok(())
+}
+
+/// What encoding the corpus cost.
+struct EncodeStats {
+    seconds: f64,
+    /// Real tokens, and tokens including padding, over all batches.
+    tokens: usize,
+    padded_tokens: usize,
+    truncated: usize,
+    max_length: usize,
+}
+
+/// Embeds every passage (passage prefix) in batches of similar length; rows in corpus order.
+fn encode(
+    encoder: &mut Encoder,
+    corpus: &Corpus,
+    batch_size: usize,
+) -> anyhow::Result<(Vec<f32>, EncodeStats)> {
+    let started = Instant::now();
+    let tokenizer = encoder.tokenizer().clone();
+    let tokens = corpus
+        .passages()
+        .iter()
+        .map(|p| {
+            tokenizer
+                .tokenize(&p.text, Mode::Passage)
+                .with_context(|| format!("cannot tokenize passage `{}`", p.id))
+        })
+        .collect::<anyhow::Result<Vec<Tokens>>>()?;
+    // Longest first: batches pad only to their own longest member, and a memory problem
+    // shows up in the first batch rather than at the end.
+    let mut order: Vec<usize> = (0..tokens.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].len()));
+
+    let dim = encoder.manifest().dim;
+    let mut embeddings = vec![0f32; tokens.len() * dim];
+    let mut stats = EncodeStats {
+        seconds: 0.0,
+        tokens: tokens.iter().map(Tokens::len).sum(),
+        padded_tokens: 0,
+        truncated: tokens.iter().filter(|t| t.truncated).count(),
+        max_length: encoder.manifest().max_length,
+    };
+    let mut progress = Progress::new("encoding", tokens.len());
+    let mut done = 0;
+    for slots in order.chunks(batch_size) {
+        let batch: Vec<&Tokens> = slots.iter().map(|&i| &tokens[i]).collect();
+        stats.padded_tokens += batch.len() * batch.iter().map(|t| t.len()).max().unwrap_or(0);
+        let rows = encoder.encode(&batch)?;
+        anyhow::ensure!(
+            rows.len() == slots.len() && rows.iter().all(|r| r.len() == dim),
+            "the encoder returned {} rows for {} passages (dim {dim})",
+            rows.len(),
+            slots.len()
+        );
+        for (&slot, row) in slots.iter().zip(rows) {
+            embeddings[slot * dim..(slot + 1) * dim].copy_from_slice(&row);
+        }
+        done += slots.len();
+        progress.set(done);
+    }
+    progress.finish();
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok((embeddings, stats))
+}
+
+/// A progress bar with rate and ETA on a terminal; a log line every [`LOG_EVERY`] otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    what: &'static str,
+    total: usize,
+    started: Instant,
+    last_log: Instant,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64);
+            let style = ProgressStyle::with_template(
+                "{msg:>10} [{bar:40}] {pos}/{len} passages, {per_sec}, ETA {eta}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_message(what);
+            bar
+        });
+        let now = Instant::now();
+        Progress {
+            bar,
+            what,
+            total,
+            started: now,
+            last_log: now,
+        }
+    }
+
+    fn set(&mut self, done: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            return;
+        }
+        if self.last_log.elapsed() < LOG_EVERY && done < self.total {
+            return;
+        }
+        self.last_log = Instant::now();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = done as f64 / elapsed.max(1e-9);
+        let eta = (self.total - done.min(self.total)) as f64 / rate.max(1e-9);
+        tracing::info!(
+            "{} {done}/{} passages, {rate:.1}/s, ETA {eta:.0} s",
+            self.what,
+            self.total
+        );
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+fn print_manifest(dir: &Path, m: &IndexManifest) {
+    let languages: Vec<String> = m
+        .languages
+        .iter()
+        .map(|(code, n)| format!("{code} {n}"))
+        .collect();
+    println!("{}", dir.display());
+    println!("  model:      {} (dim {})", m.model_id, m.dim);
+    println!("  passages:   {}", m.count);
+    println!("  languages:  {}", languages.join(", "));
+    println!(
+        "  hnsw:       m {}, ef_construction {}",
+        m.m, m.ef_construction
+    );
+    println!(
+        "  built:      {} (encode {:.1} s, insert {:.1} s)",
+        m.created, m.encode_seconds, m.build_seconds
+    );
+    println!("  corpus:     sha256 {}", m.corpus_sha256);
 }
