@@ -17,14 +17,14 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from tokenizers import Tokenizer  # noqa: E402
-from transformers.models.t5.modeling_t5 import T5Attention  # noqa: E402
+from tokenizers import Tokenizer
+from transformers.models.t5.modeling_t5 import T5Attention
 
-from xling_models.export.__main__ import export, main  # noqa: E402
-from xling_models.export.checkpoint import PooledEncoder, tokenizer_json  # noqa: E402
-from xling_models.export.verify import padded_batch  # noqa: E402
-from xling_models.mt5 import graph, tokenizer  # noqa: E402
-from xling_models.mt5.weights import SHAPES, relative_position_bucket  # noqa: E402
+from xling_models.export.__main__ import export, main
+from xling_models.export.checkpoint import PooledEncoder, tokenizer_json
+from xling_models.export.verify import padded_batch
+from xling_models.mt5 import graph, tokenizer
+from xling_models.mt5.weights import SHAPES, relative_position_bucket
 
 COMMITTED = Path(__file__).resolve().parents[1] / "mt5-tiny"
 

@@ -16,8 +16,10 @@ from .onnx_export import OUTPUT
 # Different scripts and lengths, so the batch is padded and every path of the tokenizer runs.
 TEXTS = [
     "Where does the river divide the old town?",
-    "Der Fluss teilt die Altstadt in zwei Viertel mit sehr unterschiedlicher Geschichte, und jedes "
-    "Frühjahr stehen die unteren Straßen manchmal mehrere Tage unter Wasser.",
+    (
+        "Der Fluss teilt die Altstadt in zwei Viertel mit sehr unterschiedlicher Geschichte, und jedes "
+        "Frühjahr stehen die unteren Straßen manchmal mehrere Tage unter Wasser."
+    ),
     "这条河流经老城。",
     "Река протекает через старый город и делит его на два квартала.",
     "يجري النهر عبر المدينة القديمة",
@@ -43,7 +45,11 @@ class Verdict:
         return self.min_cosine >= MIN_COSINE_REDUCED
 
     def __str__(self) -> str:
-        bar = f"max abs diff <= {MAX_ABS_DIFF_FP32}" if self.precision == "fp32" else f"min cosine >= {MIN_COSINE_REDUCED}"
+        bar = (
+            f"max abs diff <= {MAX_ABS_DIFF_FP32}"
+            if self.precision == "fp32"
+            else f"min cosine >= {MIN_COSINE_REDUCED}"
+        )
         return (
             f"{self.precision}: max abs diff {self.max_abs_diff:.3e}, min cosine {self.min_cosine:.6f} "
             f"over {len(TEXTS)} texts padded to {self.tokens} tokens ({bar}: {'PASS' if self.passed else 'FAIL'})"

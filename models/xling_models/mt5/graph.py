@@ -146,7 +146,9 @@ def build(shape: Shape, weights: dict[str, np.ndarray], metadata: dict[str, str]
     norm = b.op("Max", [b.op("ReduceL2", [mean], axes=[1], keepdims=1), "norm_floor"])
     b.nodes.append(helper.make_node("Div", [mean, norm], [OUTPUT], name="l2_normalize"))
 
-    ids = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in ("input_ids", "attention_mask")]
+    ids = [
+        helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in ("input_ids", "attention_mask")
+    ]
     out = helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", shape.d_model])
     graph = helper.make_graph(b.nodes, "mt5_encoder", ids, [out], initializer=b.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="xling_models.mt5")

@@ -32,7 +32,7 @@ def _texts_from_file(path: Path) -> Iterable[str]:
                 try:
                     yield json.loads(line)["text"]
                 except (ValueError, KeyError, TypeError) as e:
-                    raise CorpusError(f"{path}:{n}: expected a JSON object with \"text\": {e}") from e
+                    raise CorpusError(f'{path}:{n}: expected a JSON object with "text": {e}') from e
     elif path.suffix == ".json":  # SQuAD layout (XQuAD-R): contexts and questions
         try:
             for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
@@ -113,7 +113,7 @@ def to_hf_json(sp_model: bytes) -> str:
     charsmap = proto.normalizer_spec.precompiled_charsmap
     if charsmap:
         normalizers.insert(0, {"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode()})
-    seq = lambda s: {"Sequence": {"id": s, "type_id": 0}}  # noqa: E731
+    seq = lambda s: {"Sequence": {"id": s, "type_id": 0}}
     eos = {"SpecialToken": {"id": EOS, "type_id": 0}}
     doc = {
         "version": "1.0",
