@@ -42,17 +42,18 @@ class _Builder:
         return self.const(name, np.array(value, dtype=np.float32))
 
     def rms_norm(self, x: str, gain: str) -> str:
-        # T5 LayerNorm: no mean subtraction, no bias; x / sqrt(mean(x^2) + eps) * gain.
-        var = self.op("ReduceMean", [self.op("Mul", [x, x])], axes=[-1], keepdims=1)
+        # T5 LayerNorm: no mean subtraction, no bias; x / sqrt(mean(x^2) + eps) * gain, spelled
+        # the way ONNX Runtime fuses into SimplifiedLayerNormalization.
+        var = self.op("ReduceMean", [self.op("Pow", [x, "two"])], axes=[-1], keepdims=1)
         rms = self.op("Sqrt", [self.op("Add", [var, "eps"])])
-        return self.op("Mul", [self.op("Div", [x, rms]), gain])
+        return self.op("Mul", [gain, self.op("Div", [x, rms])])
 
     def gelu_new(self, x: str) -> str:
-        # transformers' "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-        cube = self.op("Mul", [self.op("Mul", [x, x]), x])
-        inner = self.op("Add", [x, self.op("Mul", [cube, "gelu_c"])])
-        tanh = self.op("Tanh", [self.op("Mul", [inner, "gelu_k"])])
-        return self.op("Mul", [self.op("Mul", [x, "half"]), self.op("Add", [tanh, "one"])])
+        # transformers' "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), spelled the
+        # way ONNX Runtime fuses into FastGelu.
+        cube = self.op("Mul", ["gelu_c", self.op("Pow", [x, "three"])])
+        tanh = self.op("Tanh", [self.op("Mul", ["gelu_k", self.op("Add", [x, cube])])])
+        return self.op("Mul", [self.op("Mul", ["half", x]), self.op("Add", ["one", tanh])])
 
 
 def _position_bias(b: _Builder, mask_f: str) -> str:
@@ -94,6 +95,8 @@ def _constants(b: _Builder, shape: Shape) -> None:
         "eps": EPS,
         "one": 1.0,
         "half": 0.5,
+        "two": 2.0,
+        "three": 3.0,
         "gelu_c": 0.044715,
         "gelu_k": math.sqrt(2.0 / math.pi),
         "f32_min": float(np.finfo(np.float32).min),
