@@ -79,16 +79,23 @@ struct Dispenser {
     times: Option<SendTimes>,
     /// No ticket is due after this offset (the run's duration).
     deadline: Option<Duration>,
+    /// Why tickets ran out: the request limit (normal) or the duration (timeout).
+    exhausted: Option<EndReason>,
 }
 
 impl Dispenser {
     fn next(&mut self) -> Option<Ticket> {
+        if self.exhausted.is_some() {
+            return None;
+        }
         if self.limit.is_some_and(|limit| self.issued >= limit) {
+            self.exhausted = Some(EndReason::Normal);
             return None;
         }
         let due = self.times.as_mut().and_then(Iterator::next);
         if let (Some(due), Some(deadline)) = (due, self.deadline) {
             if due >= deadline {
+                self.exhausted = Some(EndReason::Timeout);
                 return None;
             }
         }
@@ -104,8 +111,10 @@ struct Shared {
     start: Instant,
     start_wall: SystemTime,
     tickets: Mutex<Dispenser>,
-    /// No new requests once cancelled.
+    /// No new requests once cancelled (duration over, or interrupted).
     stop: CancellationToken,
+    /// All tickets are out: no more workers start; running ones finish what they hold.
+    drained: CancellationToken,
     /// In-flight calls are abandoned once cancelled.
     abort: CancellationToken,
     reason: Mutex<Option<EndReason>>,
@@ -141,8 +150,10 @@ pub async fn run(
             limit: spec.total,
             times: spec.rate.as_ref().map(|r| r.send_times()),
             deadline: spec.duration,
+            exhausted: None,
         }),
         stop: CancellationToken::new(),
+        drained: CancellationToken::new(),
         abort: CancellationToken::new(),
         reason: Mutex::new(None),
     });
@@ -161,6 +172,7 @@ pub async fn run(
         tokio::select! {
             _ = sleep_until((shared.start + window.start).into()) => {}
             _ = shared.stop.cancelled() => break,
+            _ = shared.drained.cancelled() => break,
         }
         let client = RetrievalClient::new(channels[w as usize % channels.len()].clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
@@ -174,14 +186,15 @@ pub async fn run(
         })?);
     }
     let total = shared.start.elapsed();
-    shared.end(EndReason::Normal, false);
     timer.abort();
     records.sort_by_key(|r| r.finished);
-    let end_reason = shared
-        .reason
+    let stopped = *shared.reason.lock().unwrap_or_else(|e| e.into_inner());
+    let exhausted = shared
+        .tickets
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .unwrap_or(EndReason::Normal);
+        .exhausted;
+    let end_reason = stopped.or(exhausted).unwrap_or(EndReason::Normal);
     Ok(RunOutcome {
         records,
         total,
@@ -200,17 +213,16 @@ async fn connect(spec: &RunSpec) -> Result<Channel, LoadtestError> {
         .tcp_nodelay(true)
         .connect()
         .await
-        .map_err(|e| fail(format!("{e} ({})", source_chain(&e))))
+        .map_err(|e| fail(format!("{e} ({})", root_cause(&e))))
 }
 
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        parts.push(cause.to_string());
-        next = cause.source();
+/// tonic's transport error hides the useful part (e.g. "Connection refused") in its sources.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
     }
-    parts.join(": ")
+    cause.to_string()
 }
 
 /// Ends the run when the duration runs out or the user interrupts.
@@ -229,7 +241,6 @@ async fn stop_rules(
     tokio::select! {
         _ = deadline => shared.end(EndReason::Timeout, on_duration != DurationStop::Wait),
         _ = interrupt.cancelled() => shared.end(EndReason::Cancel, true),
-        _ = shared.stop.cancelled() => {}
     }
 }
 
@@ -251,7 +262,7 @@ async fn worker(
             .unwrap_or_else(|e| e.into_inner())
             .next();
         let Some(ticket) = ticket else {
-            shared.end(EndReason::Normal, false);
+            shared.drained.cancel();
             break;
         };
         if let Some(due) = ticket.due {
@@ -303,4 +314,38 @@ async fn worker(
         });
     }
     records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::RateSchedule;
+
+    fn dispenser(limit: Option<u64>, deadline: Option<Duration>) -> Dispenser {
+        Dispenser {
+            issued: 0,
+            limit,
+            times: Some(RateSchedule::constant(10).send_times()),
+            deadline,
+            exhausted: None,
+        }
+    }
+
+    #[test]
+    fn duration_bounds_the_due_times() {
+        let mut d = dispenser(None, Some(Duration::from_secs(1)));
+        let tickets: Vec<Ticket> = std::iter::from_fn(|| d.next()).collect();
+        assert_eq!(tickets.len(), 10);
+        assert_eq!(tickets[9].number, 9);
+        assert!((tickets[9].due.unwrap().as_secs_f64() - 0.9).abs() < 1e-9);
+        assert_eq!(d.exhausted, Some(EndReason::Timeout));
+        assert!(d.next().is_none(), "stays exhausted");
+    }
+
+    #[test]
+    fn total_bounds_the_tickets() {
+        let mut d = dispenser(Some(3), Some(Duration::from_secs(60)));
+        assert_eq!(std::iter::from_fn(|| d.next()).count(), 3);
+        assert_eq!(d.exhausted, Some(EndReason::Normal));
+    }
 }

@@ -23,10 +23,13 @@ fn every_committed_config_resolves() {
         if let Some(file) = &config.data_file {
             config.data_file = Some(repo_root().join(file).to_string_lossy().into_owned());
         }
-        let spec = RunSpec::resolve(config)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let spec = RunSpec::resolve(config).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(!spec.payloads.is_empty());
-        assert!(spec.name.is_some(), "{}: give every config a name", path.display());
+        assert!(
+            spec.name.is_some(),
+            "{}: give every config a name",
+            path.display()
+        );
         names.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
     names.sort();
