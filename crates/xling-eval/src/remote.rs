@@ -38,7 +38,7 @@ impl Remote {
             .map_err(|e| connect_error(e.to_string()))?
             .connect()
             .await
-            .map_err(|e| connect_error(format!("{e} ({e:?})")))?;
+            .map_err(|e| connect_error(error_chain(&e)))?;
         // Candidate texts and batched embeddings exceed tonic's 4 MiB default on the client side.
         let client = RetrievalClient::new(channel).max_decoding_message_size(64 << 20);
         Ok(Remote {
@@ -145,6 +145,22 @@ impl Remote {
             .await?;
         Ok(batches.into_iter().flatten().collect())
     }
+}
+
+/// `transport error: tcp connect error: Connection refused`: the causes tonic wraps.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // hyper and tonic repeat their cause's words in their own message.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn rpc_error(rpc: &'static str, status: tonic::Status) -> EvalError {

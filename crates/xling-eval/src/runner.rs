@@ -62,7 +62,10 @@ pub async fn evaluate<'a>(
         Backend::Remote { addr, index } => {
             let remote = Remote::connect(addr).await?;
             let info = remote.info().await?;
-            check_served_languages(dataset, &info)?;
+            check_index_languages(dataset, "the server's", |language| {
+                let served = info.languages.iter().find(|l| l.language == language);
+                served.map_or(0, |l| l.passages)
+            })?;
             let ann = remote
                 .rankings(
                     dataset,
@@ -106,6 +109,10 @@ pub async fn evaluate<'a>(
         }
         Backend::Local(options) => {
             let mut local = Local::open(dataset, options)?;
+            let held = &local.index.manifest().languages;
+            check_index_languages(dataset, "the", |language| {
+                held.get(language).map_or(0, |&n| n as u64)
+            })?;
             let queries = local.embed_questions(dataset)?;
             let ef = if config.ef == 0 {
                 DEFAULT_EF
@@ -184,11 +191,12 @@ fn report<'a>(
     }
 }
 
-/// Refuses a server whose index cannot hold this dataset's candidates (a different corpus),
-/// before spending minutes on searches.
-fn check_served_languages(
+/// Refuses an index that cannot hold this dataset's candidates (built from other data or
+/// languages) before spending minutes on searches; `passages(language)` counts its passages.
+fn check_index_languages(
     dataset: &Dataset,
-    info: &xling_proto::v1::InfoResponse,
+    whose: &str,
+    passages: impl Fn(&str) -> u64,
 ) -> Result<(), EvalError> {
     for language in &dataset.languages {
         let needed = dataset
@@ -196,16 +204,12 @@ fn check_served_languages(
             .iter()
             .filter(|c| &c.language == language)
             .count() as u64;
-        let served = info
-            .languages
-            .iter()
-            .find(|l| &l.language == language)
-            .map_or(0, |l| l.passages);
-        if served < needed {
+        let held = passages(language);
+        if held < needed {
             return Err(EvalError::Options {
                 message: format!(
-                    "the server's index has {served} passages in {language:?}, the dataset {needed} \
-                     candidates; serve an index built from `xling eval --write-corpus` on this data"
+                    "{whose} index has {held} passages in {language:?}, the dataset {needed} \
+                     candidates; use an index built from `xling eval --write-corpus` on this data"
                 ),
             });
         }
