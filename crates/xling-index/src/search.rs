@@ -9,12 +9,13 @@ use crate::error::IndexError;
 use crate::index::Index;
 use crate::lang::is_iso639_1;
 
-/// Default of [`Index::set_exact_subset_max`]: language-filtered queries whose matching subset
-/// has at most this many passages are answered
-/// by an exact scan of that subset instead of filtered HNSW. hnsw_rs's filtered search keeps
-/// expanding the graph until it holds `ef` matching points, so for a rare language it visits
-/// most of the graph anyway, while a scan of a few thousand 384-d rows costs well under a
-/// millisecond and is exact. Measured with `examples/filter_tune.rs` (see its doc).
+/// Default of [`Index::set_exact_subset_max`]: when the passages a query may return (the whole
+/// index, or the languages of its filter) number at most this many, an exact scan answers it
+/// instead of the graph. Exact and, at this size, no slower: a 384-d row costs about 0.1 us to
+/// score, while an hnsw_rs graph walk costs 150-400 us at ef 32-128 whatever the index size
+/// (measured with `xling index bench`, see the crate docs). It also sidesteps hnsw_rs's
+/// filtered search, which keeps expanding the graph until it holds `ef` matching points, so a
+/// rare language makes it visit most of the graph.
 pub const DEFAULT_EXACT_SUBSET_MAX: usize = 4096;
 
 /// One search result.
@@ -50,29 +51,32 @@ impl Index {
         languages: Option<&[String]>,
     ) -> Result<Vec<Hit>, IndexError> {
         self.check_query(query)?;
-        let selection = self.select(languages)?;
-        if k == 0 || self.is_empty() {
+        let (mask, count) = match self.select(languages)? {
+            Selection::All => (None, self.len()),
+            Selection::Languages { mask, count } => (Some(mask), count),
+        };
+        if k == 0 || count == 0 {
             return Ok(Vec::new());
         }
+        if count <= self.exact_subset_max {
+            return Ok(self.scan(query, k, mask.as_deref()));
+        }
         let ef = ef.max(k);
-        let Selection::Languages { mask, count } = selection else {
+        let Some(mask) = mask else {
             return Ok(to_hits(self.graph.search(query, k, ef)));
         };
-        if count <= self.exact_subset_max {
-            return Ok(self.scan(query, k, &mask));
-        }
         let of_slot = &self.languages.of_slot;
         let filter = |id: &usize| mask[of_slot[*id] as usize];
         let hits = to_hits(self.graph.search_filter(query, k, ef, Some(&filter)));
         // A filtered walk can stop short (e.g. its entry point does not match); never return
         // fewer hits than exist.
         if hits.len() < k.min(count) {
-            return Ok(self.scan(query, k, &mask));
+            return Ok(self.scan(query, k, Some(&mask)));
         }
         Ok(hits)
     }
 
-    /// Sets the subset size up to which language-filtered searches scan exactly instead of
+    /// Sets the number of candidate passages up to which searches scan exactly instead of
     /// walking the graph (see [`DEFAULT_EXACT_SUBSET_MAX`]); 0 always walks the graph.
     pub fn set_exact_subset_max(&mut self, passages: usize) {
         self.exact_subset_max = passages;
@@ -87,11 +91,10 @@ impl Index {
         languages: Option<&[String]>,
     ) -> Result<Vec<Hit>, IndexError> {
         self.check_query(query)?;
-        let mask = match self.select(languages)? {
-            Selection::All => vec![true; self.languages.codes.len()],
-            Selection::Languages { mask, .. } => mask,
-        };
-        Ok(self.scan(query, k, &mask))
+        Ok(match self.select(languages)? {
+            Selection::All => self.scan(query, k, None),
+            Selection::Languages { mask, .. } => self.scan(query, k, Some(&mask)),
+        })
     }
 
     fn check_query(&self, query: &[f32]) -> Result<(), IndexError> {
@@ -132,12 +135,14 @@ impl Index {
         Ok(Selection::Languages { mask, count })
     }
 
-    /// Exact top-k over the slots of the languages selected in `mask`.
-    fn scan(&self, query: &[f32], k: usize, mask: &[bool]) -> Vec<Hit> {
-        let mut hits: Vec<Hit> = mask
+    /// Exact top-k over the slots of the languages selected in `mask` (all when `None`).
+    fn scan(&self, query: &[f32], k: usize, mask: Option<&[bool]>) -> Vec<Hit> {
+        let mut hits: Vec<Hit> = self
+            .languages
+            .slots
             .iter()
-            .zip(&self.languages.slots)
-            .filter(|(selected, _)| **selected)
+            .enumerate()
+            .filter(|(lang, _)| mask.is_none_or(|m| m[*lang]))
             .flat_map(|(_, slots)| slots.iter().copied())
             .map(|slot| Hit {
                 slot,

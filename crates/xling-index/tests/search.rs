@@ -15,7 +15,8 @@ fn langs(codes: &[&str]) -> Vec<String> {
 
 #[test]
 fn self_query_returns_itself_first_without_panicking() {
-    let index = build(600, DIM, &BuildParams::default());
+    let mut index = build(600, DIM, &BuildParams::default());
+    index.set_exact_subset_max(0); // the graph, not the exact scan
     for slot in 0..index.len() as u32 {
         let query = index.embedding(slot).unwrap().to_vec();
         let hits = index.search(&query, 5, 32, None).unwrap();
@@ -63,7 +64,8 @@ fn filtered_search_returns_only_and_enough_of_the_asked_languages() {
 
 #[test]
 fn ann_recall_at_10_against_exact_is_at_least_095() {
-    let index = build(3000, DIM, &BuildParams::default());
+    let mut index = build(3000, DIM, &BuildParams::default());
+    index.set_exact_subset_max(0);
     let queries = unit_vectors(100, DIM, 99);
     let mut found = 0;
     for q in queries.chunks_exact(DIM) {
@@ -81,8 +83,18 @@ fn ann_recall_at_10_against_exact_is_at_least_095() {
 }
 
 #[test]
+fn small_candidate_sets_are_searched_exactly() {
+    let index = build(800, DIM, &BuildParams::default()); // below the default threshold
+    for q in unit_vectors(20, DIM, 3).chunks_exact(DIM) {
+        let exact = index.exact_search(q, 10, None).unwrap();
+        assert_eq!(index.search(q, 10, 10, None).unwrap(), exact);
+    }
+}
+
+#[test]
 fn concurrent_searches_match_serial_ones() {
-    let index = build(1500, DIM, &BuildParams::default());
+    let mut index = build(1500, DIM, &BuildParams::default());
+    index.set_exact_subset_max(0);
     let queries = unit_vectors(40, DIM, 5);
     let serial: Vec<_> = queries
         .chunks_exact(DIM)
@@ -119,8 +131,10 @@ fn save_then_load_gives_identical_results() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
     index.save(&dir, false).unwrap();
-    let loaded = Index::load(&dir).unwrap();
+    let mut loaded = Index::load(&dir).unwrap();
     assert_eq!(loaded.manifest(), index.manifest());
+    index.set_exact_subset_max(0);
+    loaded.set_exact_subset_max(0);
     assert_eq!(loaded.manifest().count, 1200);
     assert_eq!(loaded.manifest().m, 12);
     let queries = unit_vectors(30, DIM, 11);

@@ -1,5 +1,8 @@
 //! `xling index build`: embed a JSON Lines corpus and write an HNSW index folder;
-//! `xling index info`: verify an index folder and print what it holds.
+//! `xling index info`: verify an index folder and print what it holds;
+//! `xling index bench`: latency and recall per search ef (module `bench`).
+
+mod bench;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,8 @@ pub enum Command {
         /// The index folder.
         dir: PathBuf,
     },
+    /// Measure query latency and recall@k against exact search for several HNSW ef values.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -65,6 +70,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             print_manifest(&dir, index.manifest());
             Ok(())
         }
+        Command::Bench(args) => bench::run(args),
     }
 }
 
