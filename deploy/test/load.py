@@ -1,9 +1,10 @@
 """A short, bounded gRPC load against a running xling, mixing every outcome the dashboard shows.
 
-Phases: (1) every method once or a few times, plus invalid requests; (2) an overload burst of
-large SearchBatch calls against a small queue (rejections), with tiny deadlines (expired) and
-client cancellations; (3) steady Search traffic so that rates are non-zero when Prometheus is
-queried. Deadline and cancel probes use SearchBatch only, so the client's counts of Search,
+Phases: (1) every method once or a few times, plus invalid requests; (2) single queries with
+deadlines shorter than the batcher's max wait (expired) and calls cancelled while queued
+(cancelled); (3) an overload burst of large SearchBatch calls against a small queue
+(rejections), with more tiny deadlines and cancellations; (4) steady Search traffic so that
+rates are non-zero when Prometheus is queried. Deadline and cancel probes use SearchBatch only, so the client's counts of Search,
 Embed and Info are exact and can be compared with the server's counters.
 """
 
@@ -114,6 +115,14 @@ class Load:
         except grpc.RpcError as err:
             self._count("SearchBatch", err.code())
 
+    def idle_probes(self, count: int) -> None:
+        """One query at a time on an idle server: its batch waits the full max wait, so a
+        deadline shorter than that passes in the queue (expired), and a call cancelled before
+        it (cancelled) is dropped unencoded. The test server's max wait is 5 ms."""
+        for i in range(count):
+            self._big_batch(1, 0.003 + 0.0005 * (i % 3))
+            self._cancelled_batch(1, 0.001)
+
     def overload(self, batch_queries: int, rounds: int) -> None:
         """Many large batches at once (queue full), tiny deadlines, and cancellations."""
         with ThreadPoolExecutor(max_workers=24) as pool:
@@ -147,6 +156,7 @@ def drive(target: str, stub_dir: Path, batch_queries: int, steady_s: float) -> C
     load = Load(target, pb2, pb2_grpc)
     try:
         load.basics()
+        load.idle_probes(8)
         load.overload(batch_queries, rounds=4)
         load.steady(steady_s, concurrency=4)
     finally:

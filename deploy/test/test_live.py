@@ -29,8 +29,9 @@ ADAPTER = yaml.safe_load(
 # Grafana's variables as a person would pick them: job "xling", all instances.
 GRAFANA_VARS = {"job": "xling", "instance": ".*", "__rate_interval": "1m", "__interval": "2s",
                 "__range": "2m"}
-# Small queue and batches so that a short burst overflows the queue (rejections).
-SERVE_FLAGS = ["--max-batch-size", "8", "--max-wait-us", "2000", "--queue-capacity", "16",
+# Small queue and batches so that a short burst overflows the queue (rejections); a 5 ms max
+# wait so that load.py's 3 ms deadlines pass while queued (expired).
+SERVE_FLAGS = ["--max-batch-size", "8", "--max-wait-us", "5000", "--queue-capacity", "16",
                "--max-batch-queries", "64", "--intra-threads", "1", "--drain-timeout-s", "10"]
 DRAIN_TIMEOUT_S = 10
 HEALTH_SERVICE = "xling.v1.Retrieval"
@@ -75,7 +76,8 @@ def live(request, tmp_path_factory):
         time.sleep(3)
         wait_for("recording rules evaluated",
                  lambda: prom.instant("job:xling_requests_errors:ratio_rate5m"), 30, prometheus)
-        yield {"prom": prom, "outcomes": outcomes, "xling": xling, "workdir": workdir}
+        yield {"prom": prom, "outcomes": outcomes, "xling": xling, "workdir": workdir,
+               "binary": binary, "model": model, "index": index}
     finally:
         xling.stop(DRAIN_TIMEOUT_S + 10)
         if prometheus is not None:
@@ -92,10 +94,9 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
 
 
-def panel_targets():
-    for panel in DASHBOARD["panels"]:
-        for target in panel["targets"]:
-            yield pytest.param(panel, target, id=f"{panel['title']}-{target['refId']}")
+def panel_targets() -> list:
+    return [pytest.param(panel, target, id=f"{panel['title']}-{target['refId']}")
+            for panel in DASHBOARD["panels"] for target in panel["targets"]]
 
 
 @pytest.mark.parametrize(("panel", "target"), panel_targets())
@@ -138,7 +139,11 @@ def test_adapter_query_returns_data(live, rule):
 
 def test_load_reached_every_outcome(live):
     seen = {code for (_, code) in live["outcomes"]}
-    assert {"OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"} <= seen, live["outcomes"]
+    assert {"OK", "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED",
+            "CANCELLED"} <= seen, live["outcomes"]
+    for counter in ("xling_rejected_total", "xling_expired_total", "xling_cancelled_total"):
+        values = finite_values(live["prom"].instant(f'sum({counter}{{job="xling"}})'))
+        assert values and values[0] > 0, f"the load produced no {counter}"
 
 
 def test_server_counts_match_client(live):
@@ -149,6 +154,24 @@ def test_server_counts_match_client(live):
               for s in result}
     client = {k: v for k, v in live["outcomes"].items() if k[0] in ("Search", "Embed", "Info")}
     assert server == client
+
+
+@pytest.mark.parametrize("config", ["deploy/k8s/base/xling.toml",
+                                    "deploy/k8s/overlays/gpu/xling.toml"])
+def test_config_file_serves(live, config):
+    """The ConfigMap's file is one xling accepts: it serves with it (paths and device overridden
+    by flags, which win over the file, because this machine has neither /opt/xling nor a GPU)."""
+    target = f"127.0.0.1:{free_port()}"
+    server = Process.start([live["binary"], "serve", "--config", str(REPO / config),
+                            "--model", live["model"], "--index", str(live["index"]),
+                            "--device", "cpu", "--grpc-addr", target,
+                            "--metrics-addr", f"127.0.0.1:{free_port()}"],
+                           live["workdir"] / f"config-{Path(config).parent.name}.log",
+                           env=xling_env())
+    try:
+        wait_for(f"xling with {config}", lambda: serving(target), 120, server)
+    finally:
+        assert server.stop(DRAIN_TIMEOUT_S + 10) == 0
 
 
 def test_graceful_shutdown(live):
