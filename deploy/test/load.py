@@ -4,8 +4,9 @@ Phases: (1) every method once or a few times, plus invalid requests; (2) single 
 deadlines shorter than the batcher's max wait (expired) and calls cancelled while queued
 (cancelled); (3) an overload burst of large SearchBatch calls against a small queue
 (rejections), with more tiny deadlines and cancellations; (4) steady Search traffic so that
-rates are non-zero when Prometheus is queried. Deadline and cancel probes use SearchBatch only, so the client's counts of Search,
-Embed and Info are exact and can be compared with the server's counters.
+rates are non-zero when Prometheus is queried. Deadline and cancel probes use SearchBatch only,
+so the client's counts of Search, Embed and Info are exact and can be compared with the
+server's counters.
 """
 
 from __future__ import annotations

@@ -119,8 +119,8 @@ def start_prometheus(workdir: Path, metrics_port: int) -> tuple[Process, str]:
         "--log.level=warn",
     ], workdir / "prometheus.log")
     url = f"http://127.0.0.1:{port}"
-    wait_for("prometheus", lambda: urllib.request.urlopen(f"{url}/-/ready", timeout=2).status == 200,
-             60, proc)
+    wait_for("prometheus",
+             lambda: urllib.request.urlopen(f"{url}/-/ready", timeout=2).status == 200, 60, proc)
     return proc, url
 
 

@@ -15,11 +15,21 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
-from conftest import REPO
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from conftest import REPO
 from load import drive
-from stack import (Process, Prometheus, StackError, finite_values, free_port, run_checked,
-                   start_prometheus, wait_for, xling_env)
+from stack import (
+    Process,
+    Prometheus,
+    StackError,
+    finite_values,
+    free_port,
+    run_checked,
+    start_prometheus,
+    wait_for,
+    xling_env,
+)
 
 DASHBOARD = json.loads((REPO / "deploy/grafana/xling.json").read_text())
 RULES = [r for f in ("recording", "alerts") for g in yaml.safe_load(

@@ -7,10 +7,10 @@ import re
 import shutil
 import subprocess
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import REPO, tool
 from render import config_map_hash, render, to_yaml
 
@@ -235,7 +235,8 @@ def test_dashboard_structure():
     for panel in dashboard["panels"]:
         g = panel["gridPos"]
         assert g["x"] + g["w"] <= 24
-        area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        area = {(x, y) for x in range(g["x"], g["x"] + g["w"])
+                for y in range(g["y"], g["y"] + g["h"])}
         assert not cells & area, f"panel {panel['title']} overlaps another"
         cells |= area
         assert panel["targets"], panel["title"]
