@@ -119,10 +119,10 @@ class Load:
     def idle_probes(self, count: int) -> None:
         """One query at a time on an idle server: its batch waits the full max wait, so a
         deadline shorter than that passes in the queue (expired), and a call cancelled before
-        it (cancelled) is dropped unencoded. The test server's max wait is 5 ms."""
+        it (cancelled) is dropped unencoded. The test server's max wait is 20 ms."""
         for i in range(count):
-            self._big_batch(1, 0.003 + 0.0005 * (i % 3))
-            self._cancelled_batch(1, 0.001)
+            self._big_batch(1, 0.008 + 0.001 * (i % 3))
+            self._cancelled_batch(1, 0.004)
 
     def overload(self, batch_queries: int, rounds: int) -> None:
         """Many large batches at once (queue full), tiny deadlines, and cancellations."""
