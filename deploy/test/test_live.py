@@ -167,20 +167,38 @@ def test_server_counts_match_client(live):
     assert server == client
 
 
-@pytest.mark.parametrize("config", ["deploy/k8s/base/xling.toml",
-                                    "deploy/k8s/overlays/gpu/xling.toml"])
-def test_config_file_serves(live, config):
-    """The ConfigMap's file is one xling accepts: it serves with it (paths and device overridden
-    by flags, which win over the file, because this machine has neither /opt/xling nor a GPU)."""
+def dockerfile_cmd(dockerfile: str) -> list[str]:
+    cmd = re.search(r"^CMD (\[.*\])$", (REPO / dockerfile).read_text(), re.M)
+    return json.loads(cmd.group(1))
+
+
+# How the shipped artifacts start xling: the ConfigMap files (Kubernetes args) and the images'
+# CMD. Paths and device are swapped for this machine's (no /opt/xling, no GPU); flags win.
+SERVE_VARIANTS = {
+    "k8s-base": ["serve", "--config", "deploy/k8s/base/xling.toml"],
+    "k8s-gpu": ["serve", "--config", "deploy/k8s/overlays/gpu/xling.toml"],
+    "image-cpu": dockerfile_cmd("docker/Dockerfile"),
+    "image-cuda": dockerfile_cmd("docker/Dockerfile.cuda"),
+}
+
+
+@pytest.mark.parametrize("variant", SERVE_VARIANTS)
+def test_shipped_command_serves(live, variant):
+    """The ConfigMap files and the images' CMD are accepted by the real binary and serve."""
+    swap = {"/opt/xling/model": live["model"], "/opt/xling/index": str(live["index"]),
+            "cuda": "cpu"}
+    args = [swap.get(a, str(REPO / a) if a.endswith(".toml") else a)
+            for a in SERVE_VARIANTS[variant]]
+    overrides = {"--model": live["model"], "--index": str(live["index"]), "--device": "cpu"}
+    for flag, value in overrides.items():
+        if flag not in args:
+            args += [flag, value]
     target = f"127.0.0.1:{free_port()}"
-    server = Process.start([live["binary"], "serve", "--config", str(REPO / config),
-                            "--model", live["model"], "--index", str(live["index"]),
-                            "--device", "cpu", "--grpc-addr", target,
+    server = Process.start([live["binary"], *args, "--grpc-addr", target,
                             "--metrics-addr", f"127.0.0.1:{free_port()}"],
-                           live["workdir"] / f"config-{Path(config).parent.name}.log",
-                           env=xling_env())
+                           live["workdir"] / f"serve-{variant}.log", env=xling_env())
     try:
-        wait_for(f"xling with {config}", lambda: serving(target), 120, server)
+        wait_for(f"xling as {variant}", lambda: serving(target), 120, server)
     finally:
         assert server.stop(DRAIN_TIMEOUT_S + 10) == 0
 

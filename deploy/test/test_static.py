@@ -57,6 +57,9 @@ def test_dockerfile_contract(dockerfile):
     health = re.search(r"^HEALTHCHECK .*\n.*CMD \[(.*)\]$", text, re.M)
     assert health and '"-service=xling.v1.Retrieval"' in health.group(1)
     assert "--require-hashes" in text, "the ONNX Runtime wheel is hash-pinned"
+    # XLING_<FLAG> env would silently override the Kubernetes ConfigMap's file.
+    env_names = re.findall(r"\b(XLING_\w+)=", text)
+    assert env_names == ["XLING_HOME"], env_names
     for arg in ("MODEL_DIR", "INDEX_DIR"):
         assert f"ARG {arg}=docker/assets/none" in text
     assert (REPO / "docker/assets/none").is_dir()
