@@ -27,16 +27,16 @@ pub struct Args {
     #[arg(long)]
     from_xquad: Option<PathBuf>,
     /// With --from-xquad: languages to take (comma-separated; default all files).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "from_xquad")]
     langs: Vec<String>,
     /// With --from-xquad: questions per language (0: all).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, requires = "from_xquad")]
     per_lang: usize,
     /// With --from-xquad: top_k of each Search message.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, requires = "from_xquad")]
     top_k: u32,
     /// With --from-xquad: the data file to write.
-    #[arg(long)]
+    #[arg(long, requires = "from_xquad")]
     out: Option<PathBuf>,
 }
 
@@ -317,5 +317,7 @@ mod tests {
         assert_eq!(flags.insecure, Some(true));
         assert_eq!(flags.count_errors, Some(true));
         assert!(parse(&["-d", "{not json"]).ghz.flags().is_err());
+        let stray = Cli::try_parse_from(["loadtest", "--langs", "de"]);
+        assert!(stray.is_err(), "--langs only makes sense with --from-xquad");
     }
 }
