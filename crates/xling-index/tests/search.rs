@@ -31,7 +31,8 @@ fn filtered_search_returns_only_and_enough_of_the_asked_languages() {
     let n = 2000;
     let mut index = build(n, 16, &BuildParams::default());
     let queries = unit_vectors(20, 16, 7);
-    // Both strategies: filtered HNSW walk (threshold 0) and exact subset scan.
+    // Both strategies: the graph with post-filtering (threshold 0) and the exact subset scan.
+    let (mut found, mut wanted) = (0, 0);
     for threshold in [0, usize::MAX] {
         index.set_exact_subset_max(threshold);
         for filter in [
@@ -46,6 +47,9 @@ fn filtered_search_returns_only_and_enough_of_the_asked_languages() {
             for q in queries.chunks_exact(16) {
                 let hits = index.search(q, 10, 16, Some(&filter)).unwrap();
                 assert_eq!(hits.len(), 10.min(available), "filter {filter:?}");
+                let exact = index.exact_search(q, 10, Some(&filter)).unwrap();
+                found += hits.iter().filter(|h| exact.contains(h)).count();
+                wanted += exact.len();
                 for hit in &hits {
                     let lang = &index.passage(hit.slot).unwrap().language;
                     assert!(filter.contains(lang), "{lang} not in {filter:?}");
@@ -53,6 +57,10 @@ fn filtered_search_returns_only_and_enough_of_the_asked_languages() {
             }
         }
     }
+    assert!(
+        found as f64 >= 0.95 * wanted as f64,
+        "recall {found}/{wanted}"
+    );
     // A valid code absent from the index matches nothing; an invalid one is an error.
     assert!(index
         .search(&queries[..16], 10, 16, Some(&langs(&["fr"])))
