@@ -44,10 +44,11 @@ enum Selection {
 }
 
 impl Index {
-    /// The `k` best passages for `query` (a unit vector of the index's dim) by HNSW with
-    /// search breadth `ef` (raised to `k` when smaller). `languages`: ISO 639-1 codes to keep;
-    /// `None` or an empty list means all. Codes absent from the index match nothing.
-    /// With a filter, `k` hits come back whenever the selected languages hold `k` passages.
+    /// The `k` best passages for `query` (a unit vector of the index's dim): by HNSW with search
+    /// breadth `ef` (raised to `k` when smaller), or by an exact scan when the candidates are
+    /// few (see [`DEFAULT_EXACT_SUBSET_MAX`]). `languages`: ISO 639-1 codes to keep; `None` or
+    /// an empty list means all; codes absent from the index match nothing. `k` hits come back
+    /// whenever the candidates hold `k` passages.
     pub fn search(
         &self,
         query: &[f32],
@@ -67,21 +68,24 @@ impl Index {
             return Ok(self.scan(query, k, mask.as_deref()));
         }
         let ef = ef.max(k);
-        let Some(mask) = mask else {
-            return Ok(to_hits(self.graph.search(query, k, ef)));
+        let hits = match &mask {
+            None => to_hits(self.graph.search(query, k, ef)),
+            Some(mask) => {
+                let share = count as f64 / self.len() as f64;
+                let fetch = ((OVERSAMPLE * k as f64 / share).ceil() as usize).min(self.len());
+                let of_slot = &self.languages.of_slot;
+                to_hits(self.graph.search(query, fetch, ef.max(fetch)))
+                    .into_iter()
+                    .filter(|h| mask[of_slot[h.slot as usize] as usize])
+                    .take(k)
+                    .collect()
+            }
         };
-        let share = count as f64 / self.len() as f64;
-        let fetch = ((OVERSAMPLE * k as f64 / share).ceil() as usize).min(self.len());
-        let of_slot = &self.languages.of_slot;
-        let hits: Vec<Hit> = to_hits(self.graph.search(query, fetch, ef.max(fetch)))
-            .into_iter()
-            .filter(|h| mask[of_slot[h.slot as usize] as usize])
-            .take(k)
-            .collect();
         // The asked languages may rank low for this query (embeddings lean towards the query's
-        // own language): then scan, so that k hits always come back when k exist.
+        // own language), and a graph walk may come back short: then scan, so that k hits
+        // always come back when k exist.
         if hits.len() < k.min(count) {
-            return Ok(self.scan(query, k, Some(&mask)));
+            return Ok(self.scan(query, k, mask.as_deref()));
         }
         Ok(hits)
     }
