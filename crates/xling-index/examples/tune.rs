@@ -5,7 +5,7 @@
 //! vectors; `... -- params INDEX_DIR`: the same on the real embeddings of a built index, the
 //! last 500 of them held out as queries.
 //! `... --example tune -- filter [N] [DIM]`: per-query time of a language-filtered search by
-//! filtered HNSW vs an exact scan of the subset, for subsets of different sizes.
+//! the graph (oversampled, then filtered) vs an exact scan of the subset, for subsets of different sizes.
 //! Vectors are random unit vectors (the hard case for HNSW: no cluster structure).
 
 use std::collections::HashSet;
