@@ -28,6 +28,8 @@ pub struct LocalOptions {
     /// Overrides the index's threshold below which language-filtered searches scan exactly
     /// (0 = always walk the HNSW graph, to measure the graph in every setting).
     pub exact_subset_max: Option<usize>,
+    /// Save the index built in memory here, for later runs' `index` (or a server).
+    pub save_index: Option<PathBuf>,
 }
 
 /// A loaded model and an index over the dataset's candidates.
@@ -46,7 +48,13 @@ impl Local {
                 index.check_model(&manifest.id, manifest.dim)?;
                 index
             }
-            None => build_index(dataset, &mut encoder)?,
+            None => {
+                let mut index = build_index(dataset, &mut encoder)?;
+                if let Some(dir) = &options.save_index {
+                    index.save(dir, false)?;
+                }
+                index
+            }
         };
         if let Some(max) = options.exact_subset_max {
             index.set_exact_subset_max(max);

@@ -22,8 +22,21 @@ pub struct RunInfo {
     pub ef: usize,
     /// Search calls made for the ANN figures.
     pub searches: usize,
-    /// Wall time of the ANN searches (local mode: plus query encoding).
+    /// Wall time of the ANN searches at `ef`.
     pub search_seconds: f64,
+    /// Wall time of the whole run (encoding, every search, exact search).
+    pub total_seconds: f64,
+}
+
+/// ANN at one more ef against exact search (`--ef-sweep`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepPoint {
+    pub ef: usize,
+    pub map: ByKind,
+    /// Exact macro mAP minus ANN macro mAP, per kind.
+    pub map_lost: ByKind,
+    pub ann_recall_at_10: f64,
+    pub searches_per_second: f64,
 }
 
 /// Everything one `xling eval` produced.
@@ -33,6 +46,7 @@ pub struct Report<'a> {
     pub ann: Scores,
     /// Exact-search scores on the same embeddings and the comparison, with `--exact`.
     pub exact: Option<(Scores, Comparison)>,
+    pub ef_sweep: Vec<SweepPoint>,
 }
 
 fn summary(scores: &Scores) -> Value {
@@ -74,6 +88,9 @@ impl Report<'_> {
                 "comparison": comparison,
             });
         }
+        if !self.ef_sweep.is_empty() {
+            out["ef_sweep"] = json!(self.ef_sweep);
+        }
         out
     }
 
@@ -89,7 +106,7 @@ impl Report<'_> {
         let _ = writeln!(
             md,
             "Data `{}` ({} languages, {} candidates, {} questions); {}; model `{}`; top-k {}; ef {}; \
-             {} searches in {:.1} s.\n",
+             {} searches in {:.1} s ({:.1} s in all).\n",
             r.data,
             self.dataset.languages.len(),
             self.dataset.candidates.len(),
@@ -100,6 +117,7 @@ impl Report<'_> {
             r.ef,
             r.searches,
             r.search_seconds,
+            r.total_seconds,
         );
         md.push_str("## Summary (macro averages over settings)\n\n| | mono | cross | multi |\n|---|---|---|---|\n");
         row(&mut md, "mAP", &self.ann.map);
@@ -123,6 +141,7 @@ impl Report<'_> {
                 let _ = writeln!(md, "Largest mAP loss in one setting: {key}, {lost:.4}.");
             }
         }
+        self.sweep(&mut md);
         md
     }
 
@@ -146,6 +165,30 @@ impl Report<'_> {
                 }
             }
             md.push('\n');
+        }
+    }
+
+    fn sweep(&self, md: &mut String) {
+        if self.ef_sweep.is_empty() {
+            return;
+        }
+        md.push_str(
+            "\n## ef sweep (ANN against exact search)\n\n| ef | multi mAP | mAP lost: mono | cross | \
+             multi | ANN recall@10 | searches/s |\n|---|---|---|---|---|---|---|\n",
+        );
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        for p in &self.ef_sweep {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {:.4} | {:.0} |",
+                p.ef,
+                cell(p.map.multi),
+                cell(p.map_lost.mono),
+                cell(p.map_lost.cross),
+                cell(p.map_lost.multi),
+                p.ann_recall_at_10,
+                p.searches_per_second
+            );
         }
     }
 

@@ -47,6 +47,7 @@ async fn reduced_eval_through_the_server_matches_exact_search() {
         index: None,
         encoder: Default::default(),
         exact_subset_max: None,
+        save_index: None,
     };
     let mut index = Local::open(&dataset, &options).expect("index builds").index;
     let work = tempfile::tempdir().expect("temp dir");
@@ -80,6 +81,7 @@ async fn reduced_eval_through_the_server_matches_exact_search() {
         },
         top_k: 100,
         ef: 0,
+        ef_sweep: vec![200],
         exact: true,
         concurrency: 16,
         data_label: data.display().to_string(),
@@ -119,6 +121,13 @@ async fn reduced_eval_through_the_server_matches_exact_search() {
             "{kind}: ANN mAP differs from exact by {lost}"
         );
     }
+    assert_eq!(report.ef_sweep.len(), 1);
+    assert_eq!(report.ef_sweep[0].ef, 200);
+    let lost = report.ef_sweep[0].map_lost.multi.unwrap();
+    assert!(
+        lost.abs() <= 0.005,
+        "multi at ef 200: ANN mAP differs from exact by {lost}"
+    );
     assert!(
         comparison.ann_recall_at_10 >= 0.98,
         "ANN recall@10 {}",

@@ -49,6 +49,13 @@ pub struct Args {
     /// HNSW ef per search (0 = the server's default; 64 with --local).
     #[arg(long, default_value_t = 0)]
     ef: usize,
+    /// More ef values to run the ANN searches at, each compared with exact search (needs
+    /// --exact), e.g. 100,200,400; the main figures stay those at --ef.
+    #[arg(long, value_delimiter = ',')]
+    ef_sweep: Vec<usize>,
+    /// With --local and no --index: save the index built in memory to this folder.
+    #[arg(long, conflicts_with = "index")]
+    save_index: Option<PathBuf>,
     /// Searches in flight with --addr, so the server batches them.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -105,12 +112,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 intra_threads: args.intra_threads,
             },
             exact_subset_max: args.exact_subset_max,
+            save_index: args.save_index.clone(),
         }),
     };
     let config = EvalConfig {
         backend,
         top_k: args.top_k,
         ef: args.ef,
+        ef_sweep: args.ef_sweep.clone(),
         exact: args.exact,
         concurrency: args.concurrency,
         data_label: args.data.display().to_string(),
