@@ -149,6 +149,23 @@ impl Index {
             exact_subset_max: DEFAULT_EXACT_SUBSET_MAX,
         })
     }
+
+    /// A new graph over this index's passages and stored embeddings with other parameters:
+    /// tuning without re-encoding (what the raw embeddings file is kept for).
+    pub fn rebuild(
+        &self,
+        params: &BuildParams,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Index, IndexError> {
+        let input = EmbeddedCorpus {
+            corpus: Corpus::validated(self.passages.clone(), self.manifest.corpus_sha256.clone()),
+            embeddings: self.embeddings.clone(),
+            dim: self.manifest.dim,
+            model_id: self.manifest.model_id.clone(),
+            encode_seconds: self.manifest.encode_seconds,
+        };
+        Index::build(input, params, progress)
+    }
 }
 
 fn check_params(params: &BuildParams, dim: usize) -> Result<(), IndexError> {

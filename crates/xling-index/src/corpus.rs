@@ -100,6 +100,11 @@ impl Corpus {
         &self.sha256
     }
 
+    /// Passages already validated (read back from an index folder) with their corpus digest.
+    pub(crate) fn validated(passages: Vec<Passage>, sha256: String) -> Corpus {
+        Corpus { passages, sha256 }
+    }
+
     pub(crate) fn into_parts(self) -> (Vec<Passage>, String) {
         (self.passages, self.sha256)
     }

@@ -9,7 +9,8 @@
 //! - `corpus`   — [`Passage`], [`Corpus`]: the JSONL loader and its validation rules.
 //! - `lang`     — [`is_iso639_1`]: the ISO 639-1 code table.
 //! - `distance` — [`UnitDot`]: `1 - dot` clamped at 0, the HNSW distance.
-//! - `build`    — [`BuildParams`], [`EmbeddedCorpus`], [`Index::build`] (parallel inserts).
+//! - `build`    — [`BuildParams`], [`EmbeddedCorpus`], [`Index::build`] (parallel inserts),
+//!   [`Index::rebuild`] (new parameters, stored embeddings).
 //! - `index`    — [`Index`]: load (checksummed), save (temp folder + rename), accessors.
 //! - `search`   — [`Hit`], [`Index::search`] (HNSW, language filter), [`Index::exact_search`].
 //! - `store`    — the folder layout and [`IndexManifest`] (`index.json`).

@@ -176,6 +176,30 @@ fn save_then_load_gives_identical_results() {
 }
 
 #[test]
+fn rebuild_keeps_passages_and_embeddings_with_new_parameters() {
+    let index = build(300, DIM, &BuildParams::default());
+    let params = BuildParams {
+        m: 8,
+        ef_construction: 40,
+        threads: 1,
+    };
+    let rebuilt = index.rebuild(&params, &mut |_, _| {}).unwrap();
+    assert_eq!(
+        (rebuilt.manifest().m, rebuilt.manifest().ef_construction),
+        (8, 40)
+    );
+    assert_eq!(
+        rebuilt.manifest().corpus_sha256,
+        index.manifest().corpus_sha256
+    );
+    assert_eq!(rebuilt.manifest().languages, index.manifest().languages);
+    for slot in [0u32, 150, 299] {
+        assert_eq!(rebuilt.passage(slot), index.passage(slot));
+        assert_eq!(rebuilt.embedding(slot), index.embedding(slot));
+    }
+}
+
+#[test]
 fn model_mismatch_is_a_clear_error() {
     let index = build(50, DIM, &BuildParams::default());
     index.check_model(MODEL, DIM).unwrap();

@@ -1,4 +1,5 @@
 //! `xling index build`: embed a JSON Lines corpus and write an HNSW index folder;
+//! `xling index rebuild`: a new graph over an index's stored embeddings (no re-encoding);
 //! `xling index info`: verify an index folder and print what it holds;
 //! `xling index bench`: latency and recall per search ef (module `bench`).
 
@@ -20,6 +21,8 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 pub enum Command {
     /// Embed a JSON Lines corpus with a model folder and write an HNSW index folder.
     Build(BuildArgs),
+    /// Build a new graph over an index's stored embeddings with other HNSW parameters.
+    Rebuild(RebuildArgs),
     /// Load an index folder (verifying every file's checksum) and print its manifest.
     Info {
         /// The index folder.
@@ -44,27 +47,63 @@ pub struct BuildArgs {
     /// [default: $XLING_HOME/models/multilingual-e5-small]
     #[arg(long, env = "XLING_MODEL")]
     model: Option<PathBuf>,
-    /// HNSW links per node and layer (2..=255).
-    #[arg(long, env = "XLING_INDEX_M", default_value_t = BuildParams::default().m)]
-    m: usize,
-    /// HNSW candidate list size while inserting.
-    #[arg(long, env = "XLING_INDEX_EF_CONSTRUCTION", default_value_t = BuildParams::default().ef_construction)]
-    ef_construction: usize,
     /// Passages per encoder batch (passages are sorted by length, so batches pad little).
     #[arg(long, env = "XLING_INDEX_BATCH_SIZE", default_value_t = 32)]
     batch_size: usize,
     /// Where the encoder runs: cpu, cuda or cuda:N.
     #[arg(long, env = "XLING_DEVICE", default_value = "cpu")]
     device: Device,
+    #[command(flatten)]
+    graph: GraphArgs,
+}
+
+#[derive(clap::Args)]
+pub struct RebuildArgs {
+    /// The index folder whose passages and embeddings are reused.
+    from: PathBuf,
+    /// Output folder (may be `from` itself with --force).
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace `--out` if it already holds an index.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    graph: GraphArgs,
+}
+
+/// HNSW parameters, shared by `build` and `rebuild`.
+#[derive(clap::Args)]
+struct GraphArgs {
+    /// HNSW links per node and layer (2..=255).
+    #[arg(long, env = "XLING_INDEX_M", default_value_t = BuildParams::default().m)]
+    m: usize,
+    /// HNSW candidate list size while inserting.
+    #[arg(
+        long,
+        env = "XLING_INDEX_EF_CONSTRUCTION",
+        default_value_t = BuildParams::default().ef_construction
+    )]
+    ef_construction: usize,
     /// Threads for the encoder and for HNSW inserts; 0 = all cores.
     #[arg(long, env = "XLING_INDEX_THREADS", default_value_t = 0)]
     threads: usize,
+}
+
+impl GraphArgs {
+    fn params(&self) -> BuildParams {
+        BuildParams {
+            m: self.m,
+            ef_construction: self.ef_construction,
+            threads: self.threads,
+        }
+    }
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     crate::logging::init(false);
     match command {
         Command::Build(args) => build(args),
+        Command::Rebuild(args) => rebuild(args),
         Command::Info { dir } => {
             let index = Index::load(&dir)?;
             print_manifest(&dir, index.manifest());
@@ -89,7 +128,7 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| xling_encoder::xling_home().join("models/multilingual-e5-small"));
     let options = EncoderOptions {
         device: args.device,
-        intra_threads: args.threads,
+        intra_threads: args.graph.threads,
     };
     let mut encoder = Encoder::load(&model_dir, &options)
         .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
@@ -101,11 +140,7 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     );
 
     let (embeddings, stats) = encode(&mut encoder, &corpus, args.batch_size)?;
-    let params = BuildParams {
-        m: args.m,
-        ef_construction: args.ef_construction,
-        threads: args.threads,
-    };
+    let params = args.graph.params();
     let input = EmbeddedCorpus {
         corpus,
         embeddings,
@@ -139,6 +174,23 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         manifest.ef_construction
     );
     println!("  total:  {:.1} s", started.elapsed().as_secs_f64());
+    print_manifest(&args.out, manifest);
+    Ok(())
+}
+
+fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
+    let source = Index::load(&args.from)?;
+    let mut progress = Progress::new("inserting", source.len());
+    let mut index = source.rebuild(&args.graph.params(), &mut |done, _| progress.set(done))?;
+    progress.finish();
+    drop(source);
+    index.save(&args.out, args.force)?;
+    let manifest = index.manifest();
+    println!(
+        "  insert: {:.1} s, {:.1} passages/s",
+        manifest.build_seconds,
+        manifest.count as f64 / manifest.build_seconds.max(1e-9)
+    );
     print_manifest(&args.out, manifest);
     Ok(())
 }
