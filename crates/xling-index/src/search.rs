@@ -70,7 +70,10 @@ impl Index {
         if count <= self.exact_subset_max {
             return Ok(self.scan(query, k, mask.as_deref()));
         }
-        let ef = ef.max(k);
+        // hnsw_rs preallocates `ef` slots: a request's k or ef beyond the index size would
+        // only waste (or exhaust) memory.
+        let k = k.min(count);
+        let ef = ef.clamp(k, self.len());
         let hits = match &mask {
             None => to_hits(self.graph.search(query, k, ef)),
             Some(mask) => {

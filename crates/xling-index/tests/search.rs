@@ -235,6 +235,10 @@ fn bad_queries_are_errors() {
         index.exact_search(&nan, 5, None),
         Err(IndexError::QueryNotFinite)
     ));
+    let mut graph = build(300, DIM, &BuildParams::default());
+    graph.set_exact_subset_max(0);
+    let all = graph.search(graph.embedding(0).unwrap(), usize::MAX, usize::MAX, None);
+    assert_eq!(all.unwrap().len(), 300);
     assert!(index
         .search(index.embedding(0).unwrap(), 0, 16, None)
         .unwrap()
