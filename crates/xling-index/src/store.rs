@@ -128,8 +128,9 @@ pub(crate) fn read_embeddings(
     dim: usize,
 ) -> Result<Vec<f32>, IndexError> {
     let bytes = std::fs::read(path).map_err(|e| IndexError::io(path, e))?;
-    let expected = count * dim * 4;
-    if bytes.len() != expected {
+    // Checked: count and dim come from index.json, which no checksum covers.
+    let expected = count.checked_mul(dim).and_then(|n| n.checked_mul(4));
+    if expected != Some(bytes.len()) {
         return Err(IndexError::corrupt(
             path,
             format!(
