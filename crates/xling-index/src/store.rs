@@ -133,10 +133,7 @@ pub(crate) fn read_embeddings(
     if expected != Some(bytes.len()) {
         return Err(IndexError::corrupt(
             path,
-            format!(
-                "{} bytes, expected {expected} ({count} x {dim} f32)",
-                bytes.len()
-            ),
+            format!("{} bytes, expected {count} x {dim} f32", bytes.len()),
         ));
     }
     Ok(bytes
