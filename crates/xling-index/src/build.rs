@@ -40,6 +40,19 @@ pub struct BuildParams {
     pub threads: usize,
 }
 
+impl BuildParams {
+    /// Checks the parameters alone, so callers can fail before spending time on encoding.
+    pub fn check(&self) -> Result<(), IndexError> {
+        if !(2..=255).contains(&self.m) {
+            return Err(bad_param("m", self.m, "must be in 2..=255"));
+        }
+        if self.ef_construction == 0 {
+            return Err(bad_param("ef_construction", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
 impl Default for BuildParams {
     fn default() -> Self {
         BuildParams {
@@ -70,7 +83,10 @@ impl Index {
         params: &BuildParams,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Index, IndexError> {
-        check_params(params, input.dim)?;
+        params.check()?;
+        if input.dim == 0 {
+            return Err(bad_param("dim", 0, "must be at least 1"));
+        }
         let EmbeddedCorpus {
             corpus,
             embeddings,
@@ -168,20 +184,10 @@ impl Index {
     }
 }
 
-fn check_params(params: &BuildParams, dim: usize) -> Result<(), IndexError> {
-    let bad = |name, value: usize, reason| IndexError::BuildParam {
+fn bad_param(name: &'static str, value: usize, reason: &'static str) -> IndexError {
+    IndexError::BuildParam {
         name,
         value: value.to_string(),
         reason,
-    };
-    if !(2..=255).contains(&params.m) {
-        return Err(bad("m", params.m, "must be in 2..=255"));
     }
-    if params.ef_construction == 0 {
-        return Err(bad("ef_construction", 0, "must be at least 1"));
-    }
-    if dim == 0 {
-        return Err(bad("dim", 0, "must be at least 1"));
-    }
-    Ok(())
 }

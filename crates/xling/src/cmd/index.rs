@@ -115,6 +115,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 
 fn build(args: BuildArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
+    let params = args.graph.params();
+    params.check()?;
     // Fail before minutes of encoding rather than at the final rename.
     anyhow::ensure!(
         args.force || !args.out.exists(),
@@ -140,7 +142,6 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     );
 
     let (embeddings, stats) = encode(&mut encoder, &corpus, args.batch_size)?;
-    let params = args.graph.params();
     let input = EmbeddedCorpus {
         corpus,
         embeddings,
