@@ -241,16 +241,18 @@ pub(crate) fn retain_live<T, R>(
     batch
         .into_iter()
         .filter_map(|entry| {
-            if entry.reply.is_closed() {
-                observer.dropped(DropReason::Cancelled);
-                return None;
-            }
+            // Deadline first: a caller that gave up because its deadline passed counts as
+            // expired, not cancelled.
             if entry.deadline.is_some_and(|d| d <= now) {
                 observer.dropped(DropReason::Expired);
                 let waited_ms = now.duration_since(entry.enqueued).as_millis() as u64;
                 let _ = entry
                     .reply
                     .send(Err(BatchError::DeadlineExceeded { waited_ms }));
+                return None;
+            }
+            if entry.reply.is_closed() {
+                observer.dropped(DropReason::Cancelled);
                 return None;
             }
             Some(entry)

@@ -126,7 +126,16 @@ impl Engine {
                     metrics::rejected("queue_full");
                 }
             })?;
-        let done = ticket.await?;
+        // Answer DEADLINE_EXCEEDED ourselves when the deadline passes while queued or encoding;
+        // the batcher counts the dropped query as expired when its batch closes.
+        let done = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, ticket)
+                .await
+                .map_err(|_| ServerError::DeadlineExceeded {
+                    waited_ms: started.elapsed().as_millis() as u64,
+                })??,
+            None => ticket.await?,
+        };
         metrics::query_encoded(done.queue_wait);
         Ok(Embedded {
             vector: done.output,

@@ -18,7 +18,7 @@ pub enum ServerError {
     /// The queue is full.
     #[error("server overloaded: {capacity} queries already waiting; retry with backoff")]
     Overloaded { capacity: usize },
-    #[error("deadline exceeded after {waited_ms} ms in the queue; the query was not encoded")]
+    #[error("deadline exceeded after {waited_ms} ms waiting for the encoder; increase the deadline or reduce load")]
     DeadlineExceeded { waited_ms: u64 },
     /// Loading, or draining for shutdown.
     #[error("unavailable: {reason}")]

@@ -16,9 +16,10 @@
 //! [`run`] serves on listeners it is given (tests bind port 0) until `shutdown` resolves:
 //! 1. health reports NOT_SERVING while the model and index load in the background; RPCs get
 //!    UNAVAILABLE; then the encoder warms up and health turns SERVING;
-//! 2. on shutdown: health NOT_SERVING, new RPCs get UNAVAILABLE, the gRPC server stops taking
-//!    connections and waits for in-flight RPCs, the batcher answers everything it admitted,
-//!    then the metrics endpoint stops. All of it within `drain_timeout`.
+//! 2. on shutdown: health NOT_SERVING and new RPCs get UNAVAILABLE (the listener stays open so
+//!    that clients get a status, not a reset); the batcher answers everything it admitted;
+//!    then the gRPC server stops and waits for in-flight RPCs, and the metrics endpoint stops.
+//!    All of it within `drain_timeout`; `stop_tx` is what finally closes both listeners.
 
 pub mod config;
 pub mod engine;
@@ -141,13 +142,15 @@ pub async fn run(
     tracing::info!("shutting down: draining admitted requests");
     set_health(&health, ServingStatus::NotServing).await;
     state.draining.store(true, Ordering::Release);
-    let _ = stop_tx.send(true);
+    // The gRPC server keeps running while the batcher drains, so that new RPCs get a clean
+    // UNAVAILABLE instead of a connection reset; then it stops and waits for in-flight RPCs.
     let drain = async {
-        if !grpc.is_finished() {
-            let _ = (&mut grpc).await;
-        }
         if let Some(engine) = state.engine.get() {
             engine.drain().await;
+        }
+        let _ = stop_tx.send(true);
+        if !grpc.is_finished() {
+            let _ = (&mut grpc).await;
         }
         if let Some(task) = metrics_task {
             let _ = task.await;

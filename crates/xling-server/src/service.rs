@@ -22,6 +22,9 @@ use crate::error::ServerError;
 use crate::metrics::RequestGuard;
 use crate::validate::{self, ValidSearch};
 
+/// How much earlier than the caller's deadline xling gives up on a query.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+
 /// What every RPC shares: the engine once loaded, and whether shutdown has begun.
 pub struct State {
     pub engine: OnceLock<Engine>,
@@ -68,8 +71,10 @@ impl RetrievalService {
     ) -> Result<(&Engine, Option<tokio::time::Instant>), ServerError> {
         validate::message_size(request.get_ref().encoded_len(), &self.state.limits)?;
         let engine = self.state.engine()?;
-        let deadline =
-            validate::deadline(request.metadata())?.map(|d| tokio::time::Instant::now() + d);
+        // tonic cancels the handler exactly at the deadline (and answers CANCELLED); aim a
+        // little earlier so the caller gets DEADLINE_EXCEEDED from us.
+        let deadline = validate::deadline(request.metadata())?
+            .map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_MARGIN.min(d / 2)));
         Ok((engine, deadline))
     }
 

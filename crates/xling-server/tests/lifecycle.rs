@@ -1,0 +1,179 @@
+//! Health, reflection, startup failures and graceful shutdown under load.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{settings, TestServer};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+use xling_proto::v1::SearchRequest;
+use xling_server::Settings;
+
+fn query(text: &str) -> SearchRequest {
+    SearchRequest {
+        query: text.into(),
+        top_k: 3,
+        languages: vec![],
+        ef: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_turns_not_serving_when_shutdown_starts() {
+    let mut server = TestServer::start(Settings {
+        drain_timeout_s: Some(2),
+        ..settings()
+    })
+    .await;
+    let mut health = HealthClient::new(server.channel().await);
+    let request = || HealthCheckRequest {
+        service: xling_server::SERVICE_NAME.into(),
+    };
+    let status = health.check(request()).await.unwrap().into_inner().status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+    let overall = health
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(overall.into_inner().status, ServingStatus::Serving as i32);
+
+    let mut watch = health.watch(request()).await.unwrap().into_inner();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        ServingStatus::Serving as i32
+    );
+    server.shutdown();
+    let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .unwrap();
+    assert_eq!(
+        next.unwrap().unwrap().status,
+        ServingStatus::NotServing as i32
+    );
+}
+
+/// Lists services through server reflection, as grpcurl and ghz do without proto files.
+async fn list_services(server: &TestServer, path: &'static str) -> Vec<String> {
+    use tonic_reflection::pb::v1::{
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        ServerReflectionRequest, ServerReflectionResponse,
+    };
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.unwrap();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let codec =
+        tonic_prost::ProstCodec::<ServerReflectionRequest, ServerReflectionResponse>::default();
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    let mut stream = grpc
+        .streaming(
+            tonic::Request::new(tokio_stream::once(request)),
+            path,
+            codec,
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    let response = stream.message().await.unwrap().unwrap();
+    match response.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services_in_v1_and_v1alpha() {
+    let server = TestServer::start(settings()).await;
+    for path in [
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ] {
+        let services = list_services(&server, path).await;
+        assert!(
+            services.contains(&"xling.v1.Retrieval".to_string()),
+            "{path}: {services:?}"
+        );
+        assert!(
+            services.contains(&"grpc.health.v1.Health".to_string()),
+            "{path}: {services:?}"
+        );
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_index_or_model_fails_startup_naming_the_path() {
+    for (settings, needle) in [
+        (
+            Settings {
+                index: Some("/nonexistent/idx".into()),
+                ..settings()
+            },
+            "/nonexistent/idx",
+        ),
+        (
+            Settings {
+                model: Some("/nonexistent/mdl".into()),
+                ..settings()
+            },
+            "/nonexistent/mdl",
+        ),
+    ] {
+        let config = settings.resolve().unwrap();
+        let listeners = xling_server::Listeners::bind(&config).await.unwrap();
+        let result = tokio::time::timeout(
+            Duration::from_secs(30),
+            xling_server::run(listeners, config, std::future::pending()),
+        )
+        .await
+        .expect("startup failure must end run()");
+        let message = format!("{:#}", result.unwrap_err());
+        assert!(message.contains(needle), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_every_admitted_request_and_refuses_new_ones() {
+    // A long max_wait keeps admitted queries queued when shutdown starts.
+    let mut server = TestServer::start(Settings {
+        max_batch_size: Some(64),
+        max_wait_us: Some(300_000),
+        ..settings()
+    })
+    .await;
+    let client = server.client().await;
+    let in_flight: Vec<_> = (0..40)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.search(query(&format!("frage {i}"))).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.shutdown();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let late = client.clone().search(query("too late")).await.unwrap_err();
+    assert_eq!(late.code(), Code::Unavailable, "{late:?}");
+    let mut answered = 0;
+    for task in in_flight {
+        let response = task
+            .await
+            .unwrap()
+            .expect("an admitted request must be answered");
+        assert_eq!(response.into_inner().hits.len(), 3);
+        answered += 1;
+    }
+    assert_eq!(answered, 40);
+    tokio::time::timeout(Duration::from_secs(10), server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -1,0 +1,172 @@
+//! Concurrency: batches form, a full queue refuses, deadlines and cancellations drop queries
+//! before encoding; checked through the responses and the real /metrics endpoint. Metrics are
+//! process-wide, so the steps run in order in one test.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{metric_sum, settings, TestServer};
+use tonic::{Code, Request};
+use xling_proto::v1::SearchRequest;
+use xling_server::Settings;
+
+fn query(i: usize) -> SearchRequest {
+    SearchRequest {
+        query: format!("Frage Nummer {i} über Berge und Flüsse"),
+        top_k: 3,
+        languages: vec![],
+        ef: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batching_overload_deadlines_and_cancellation() {
+    concurrent_queries_share_batches().await;
+    a_full_queue_refuses_fast_and_loses_nothing().await;
+    queued_past_its_deadline_is_dropped_unencoded().await;
+    a_client_that_gives_up_is_dropped_unencoded().await;
+}
+
+async fn concurrent_queries_share_batches() {
+    let server = TestServer::start(Settings {
+        max_batch_size: Some(16),
+        max_wait_us: Some(20_000),
+        ..settings()
+    })
+    .await;
+    let before = server.metrics().await;
+    let client = server.client().await;
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.search(query(i)).await })
+        })
+        .collect();
+    let mut largest = 0;
+    for task in tasks {
+        let response = task.await.unwrap().unwrap().into_inner();
+        largest = largest.max(response.timing.unwrap().batch_size);
+    }
+    assert!(largest > 1, "no batch held more than one query");
+    let after = server.metrics().await;
+    let delta = |name: &str| metric_sum(&after, name) - metric_sum(&before, name);
+    let batches = delta("xling_batch_size_count");
+    let queries = delta("xling_batch_size_sum");
+    assert_eq!(queries, 64.0);
+    assert!(batches < 64.0, "{batches} batches for 64 queries");
+    assert_eq!(
+        delta(r#"xling_requests_total{method="Search",code="OK""#),
+        64.0
+    );
+    assert!(after.contains("xling_queue_wait_seconds_bucket"));
+    assert!(after.contains("process_resident_memory_bytes"));
+    server.stop().await.unwrap();
+}
+
+async fn a_full_queue_refuses_fast_and_loses_nothing() {
+    let server = TestServer::start(Settings {
+        max_batch_size: Some(4),
+        queue_capacity: Some(4),
+        max_wait_us: Some(50_000),
+        ..settings()
+    })
+    .await;
+    let before = server.metrics().await;
+    let client = server.client().await;
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.search(query(i)).await.map(|_| ()) })
+        })
+        .collect();
+    let (mut ok, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                assert!(status.message().contains("overloaded"));
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(ok + refused, 100, "every request got an answer");
+    assert!(refused > 0 && ok >= 4, "ok {ok}, refused {refused}");
+    let after = server.metrics().await;
+    let rejected = metric_sum(&after, r#"xling_rejected_total{reason="queue_full""#)
+        - metric_sum(&before, r#"xling_rejected_total{reason="queue_full""#);
+    assert_eq!(rejected, refused as f64);
+    server.stop().await.unwrap();
+}
+
+async fn queued_past_its_deadline_is_dropped_unencoded() {
+    let server = TestServer::start(Settings {
+        max_batch_size: Some(64),
+        max_wait_us: Some(200_000),
+        ..settings()
+    })
+    .await;
+    let before = server.metrics().await;
+    // tonic's own client enforces grpc-timeout itself (and would cancel first); a bare HTTP/2
+    // client sends the header and waits for the server's answer, as grpc-go clients can.
+    let http2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let origin = format!("http://{}", server.addr).parse().unwrap();
+    let mut client = xling_proto::v1::retrieval_client::RetrievalClient::with_origin(http2, origin);
+    let mut request = Request::new(query(1));
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", "30m".parse().unwrap());
+    let status = client.search(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().contains("deadline exceeded"),
+        "{}",
+        status.message()
+    );
+    // The batcher counts it when the batch it waited for closes (max_wait later).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = server.metrics().await;
+    assert_eq!(
+        metric_sum(&after, "xling_expired_total") - metric_sum(&before, "xling_expired_total"),
+        1.0
+    );
+    assert_eq!(
+        metric_sum(&after, "xling_batch_size_count"),
+        metric_sum(&before, "xling_batch_size_count")
+    );
+    server.stop().await.unwrap();
+}
+
+async fn a_client_that_gives_up_is_dropped_unencoded() {
+    let server = TestServer::start(Settings {
+        max_batch_size: Some(64),
+        max_wait_us: Some(200_000),
+        ..settings()
+    })
+    .await;
+    let before = server.metrics().await;
+    let mut client = server.client().await;
+    let gave_up = tokio::time::timeout(Duration::from_millis(30), client.search(query(2))).await;
+    assert!(gave_up.is_err(), "the query should still be queued");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after = server.metrics().await;
+    let cancelled =
+        metric_sum(&after, "xling_cancelled_total") - metric_sum(&before, "xling_cancelled_total");
+    assert_eq!(cancelled, 1.0);
+    assert_eq!(
+        metric_sum(&after, "xling_batch_size_count"),
+        metric_sum(&before, "xling_batch_size_count")
+    );
+    let cancelled_rpcs = metric_sum(
+        &after,
+        r#"xling_requests_total{method="Search",code="CANCELLED""#,
+    ) - metric_sum(
+        &before,
+        r#"xling_requests_total{method="Search",code="CANCELLED""#,
+    );
+    assert_eq!(cancelled_rpcs, 1.0);
+    server.stop().await.unwrap();
+}
