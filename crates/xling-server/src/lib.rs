@@ -35,7 +35,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use xling_proto::v1::retrieval_server::RetrievalServer;
 
@@ -110,7 +110,8 @@ pub async fn run(
             .add_service(reflection_v1alpha)
             .add_service(retrieval)
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(listeners.grpc),
+                // Without TCP_NODELAY, small responses wait for the peer's delayed ACK (~40 ms).
+                TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
                 stopped(stop_rx.clone()),
             ),
     );

@@ -65,6 +65,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         Err(e) => anyhow::bail!("cannot install the metrics recorder: {e}"),
     };
     describe();
+    zero_counters();
     STARTED.get_or_init(SystemTime::now);
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
@@ -132,6 +133,15 @@ fn describe() {
         Unit::Seconds,
         "Start time of the process since the Unix epoch."
     );
+}
+
+/// Event counters exist from the start, so dashboards show 0 rather than "no data" and
+/// `rate()` sees the first event.
+fn zero_counters() {
+    counter!(REJECTED, "reason" => "queue_full").absolute(0);
+    for name in [EXPIRED, CANCELLED, ENCODER_FAILURES] {
+        counter!(name).absolute(0);
+    }
 }
 
 /// The Prometheus text exposition, with process figures refreshed first.

@@ -28,33 +28,38 @@ pub fn index_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let corpus = Corpus::load(&repo().join("data/demo/corpus.jsonl")).unwrap();
-        let mut encoder = Encoder::load(&model_dir(), &EncoderOptions::default()).unwrap();
-        let texts: Vec<&str> = corpus.passages().iter().map(|p| p.text.as_str()).collect();
-        let mut embeddings = Vec::new();
-        for chunk in texts.chunks(64) {
-            embeddings.extend(
-                encoder
-                    .embed(chunk, Mode::Passage)
-                    .unwrap()
-                    .into_iter()
-                    .flatten(),
-            );
-        }
-        let input = EmbeddedCorpus {
-            corpus,
-            embeddings,
-            dim: encoder.manifest().dim,
-            model_id: encoder.manifest().id.clone(),
-            encode_seconds: 0.0,
-        };
-        let mut index = Index::build(input, &BuildParams::default(), &mut |_, _| {}).unwrap();
-        index.save(&dir.path().join("index"), false).unwrap();
+        build_index(&model_dir(), &dir.path().join("index"));
         dir
     })
     .path()
     .join("index")
     .leak()
+}
+
+/// Embeds the demo corpus with the model in `model` and saves a real HNSW index to `out`.
+pub fn build_index(model: &Path, out: &Path) {
+    let corpus = Corpus::load(&repo().join("data/demo/corpus.jsonl")).unwrap();
+    let mut encoder = Encoder::load(model, &EncoderOptions::default()).unwrap();
+    let texts: Vec<&str> = corpus.passages().iter().map(|p| p.text.as_str()).collect();
+    let mut embeddings = Vec::new();
+    for chunk in texts.chunks(64) {
+        embeddings.extend(
+            encoder
+                .embed(chunk, Mode::Passage)
+                .unwrap()
+                .into_iter()
+                .flatten(),
+        );
+    }
+    let input = EmbeddedCorpus {
+        corpus,
+        embeddings,
+        dim: encoder.manifest().dim,
+        model_id: encoder.manifest().id.clone(),
+        encode_seconds: 0.0,
+    };
+    let mut index = Index::build(input, &BuildParams::default(), &mut |_, _| {}).unwrap();
+    index.save(out, false).unwrap();
 }
 
 /// Settings for a test server: tiny model, test index, port 0, metrics on port 0.
