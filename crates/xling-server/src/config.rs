@@ -13,6 +13,8 @@ use serde::Deserialize;
 use xling_batcher::BatchConfig;
 use xling_encoder::Device;
 
+use crate::auth::{check_token, Secret};
+
 /// What the operator gave, before defaults. Every field is optional so that the layers can be
 /// merged field by field.
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
@@ -81,6 +83,14 @@ pub struct Settings {
     /// Log query texts (off by default: queries can be personal data). [default: false]
     #[arg(long, env = "XLING_LOG_QUERIES", num_args = 0..=1, default_missing_value = "true")]
     pub log_queries: Option<bool>,
+    /// File holding the bearer token that Retrieval RPCs must carry (`authorization: Bearer
+    /// <token>`); health and reflection stay open. [default: no authentication]
+    #[arg(long, env = "XLING_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
+    /// The bearer token itself; prefer the environment variable or the file, since a flag's
+    /// value shows in the process list. Never logged.
+    #[arg(long, env = "XLING_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<Secret>,
 }
 
 macro_rules! merge_fields {
@@ -123,6 +133,8 @@ impl Settings {
             drain_timeout_s,
             log_format,
             log_queries,
+            auth_token_file,
+            auth_token,
         )
     }
 
@@ -146,6 +158,7 @@ impl Settings {
             "json" => LogFormat::Json,
             other => return Err(format!("log_format = {other:?}; expected text or json")),
         };
+        let auth_token = auth_token(self.auth_token, self.auth_token_file.as_deref())?;
         let config = Config {
             grpc_addr: self
                 .grpc_addr
@@ -175,6 +188,7 @@ impl Settings {
             drain_timeout: Duration::from_secs(self.drain_timeout_s.unwrap_or(30)),
             log_format,
             log_queries: self.log_queries.unwrap_or(false),
+            auth_token,
         };
         config.validate()?;
         Ok(config)
@@ -212,6 +226,30 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub log_format: LogFormat,
     pub log_queries: bool,
+    /// Bearer token the Retrieval RPCs require; `None` = no authentication.
+    pub auth_token: Option<Secret>,
+}
+
+/// The token from the setting or the file (one of them at most); a trailing newline in the
+/// file is not part of the token.
+fn auth_token(given: Option<Secret>, file: Option<&Path>) -> Result<Option<Secret>, String> {
+    let token = match (given, file) {
+        (Some(_), Some(_)) => {
+            return Err("give auth_token or auth_token_file, not both".into());
+        }
+        (Some(token), None) => token,
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("auth_token_file {}: {e}", path.display()))?
+            .trim_end_matches(['\r', '\n'])
+            .parse()
+            .unwrap_or_else(|never| match never {}),
+        (None, None) => return Ok(None),
+    };
+    check_token(token.expose()).map_err(|reason| match file {
+        Some(path) => format!("auth_token_file {}: the token {reason}", path.display()),
+        None => format!("auth_token {reason}"),
+    })?;
+    Ok(Some(token))
 }
 
 /// Largest HNSW search breadth a request may ask for.

@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`config`]: flags, `XLING_*` env vars and the TOML file, resolved into one [`Config`].
 //! - [`service`]: the `xling.v1.Retrieval` implementation.
+//! - [`auth`]: optional bearer-token check in front of the Retrieval RPCs.
 //! - [`validate`]: request checks, with messages that name the field.
 //! - [`engine`]: the transport-free core: batcher, encoder, index.
 //! - [`metrics`]: Prometheus names, buckets, recording helpers and the `/metrics` endpoint.
@@ -21,6 +22,7 @@
 //!    then the gRPC server stops and waits for in-flight RPCs, and the metrics endpoint stops.
 //!    All of it within `drain_timeout`; `stop_tx` is what finally closes both listeners.
 
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -90,6 +92,10 @@ pub async fn run(
         // tonic answers beyond its own limit with OUT_OF_RANGE; keep it above ours so that
         // our check answers RESOURCE_EXHAUSTED for everything but absurd sizes.
         .max_decoding_message_size(config.limits.max_message_bytes.saturating_mul(4));
+    let retrieval = tonic::service::interceptor::InterceptedService::new(
+        retrieval,
+        auth::BearerAuth::new(config.auth_token.clone()),
+    );
     let reflection_v1 = reflection()
         .build_v1()
         .context("cannot build reflection v1")?;
