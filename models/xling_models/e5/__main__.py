@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--length-sorted", action="store_true", help="batch texts of similar length together"
     )
+    b.add_argument("--json", type=Path, help="also write the summary as JSON here")
     return p
 
 
@@ -73,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     text = json.dumps(summary, indent=2, ensure_ascii=False)
     print(text)
-    if getattr(args, "json", None):
+    if args.json:
         args.json.write_text(text + "\n")
     return 0
 
