@@ -360,17 +360,17 @@ mod tests {
         std::fs::write(dir.join("README.txt"), "not data").unwrap();
     }
 
-    fn fixture_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("xling-eval-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        write_fixture(&dir);
+    fn fixture_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        write_fixture(dir.path());
         dir
     }
 
     #[test]
     fn maps_answers_to_sentences_across_parallel_paragraphs() {
-        let dir = fixture_dir("load");
-        let data = Dataset::load(&dir, &LoadOptions::default()).unwrap();
+        let tmp = fixture_dir();
+        let dir = tmp.path();
+        let data = Dataset::load(dir, &LoadOptions::default()).unwrap();
         assert_eq!(data.languages, ["de", "en"]);
         assert_eq!(data.candidates.len(), 5);
         assert_eq!(data.candidates[0].id, "lareqa:de:0:0:0");
@@ -413,12 +413,13 @@ mod tests {
 
     #[test]
     fn selects_languages_limits_questions_and_writes_corpus() {
-        let dir = fixture_dir("select");
+        let tmp = fixture_dir();
+        let dir = tmp.path();
         let options = LoadOptions {
             languages: vec!["en".into()],
             max_questions: Some(2),
         };
-        let data = Dataset::load(&dir, &options).unwrap();
+        let data = Dataset::load(dir, &options).unwrap();
         assert_eq!(data.candidates.len(), 3);
         let ids: Vec<_> = data.questions.iter().map(|q| q.id.as_str()).collect();
         assert_eq!(ids, ["q1", "q2"]);
@@ -437,15 +438,16 @@ mod tests {
 
     #[test]
     fn bad_input_gives_clear_errors() {
-        let dir = fixture_dir("bad");
+        let tmp = fixture_dir();
+        let dir = tmp.path();
         let missing = LoadOptions {
             languages: vec!["zh".into()],
             max_questions: None,
         };
-        let err = Dataset::load(&dir, &missing).unwrap_err().to_string();
+        let err = Dataset::load(dir, &missing).unwrap_err().to_string();
         assert!(err.contains("\"zh\"") && err.contains("de,en"), "{err}");
         std::fs::write(dir.join("es.json"), "{\"data\": 3}").unwrap();
-        let err = Dataset::load(&dir, &LoadOptions::default()).unwrap_err();
+        let err = Dataset::load(dir, &LoadOptions::default()).unwrap_err();
         assert!(matches!(err, EvalError::Json { .. }), "{err}");
         let empty = dir.join("empty");
         std::fs::create_dir_all(&empty).unwrap();

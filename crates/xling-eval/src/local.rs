@@ -169,11 +169,11 @@ pub fn index_rankings(
         };
         let ranked = hits
             .iter()
-            .map(|hit| {
-                lookup(
-                    &ids,
-                    &index.passage(hit.slot).expect("slot from the index").id,
-                )
+            .map(|hit| match index.passage(hit.slot) {
+                Some(passage) => lookup(&ids, &passage.id),
+                None => Err(EvalError::UnknownPassage {
+                    id: format!("slot {}", hit.slot),
+                }),
             })
             .collect::<Result<Vec<u32>, EvalError>>()?;
         progress.tick();
