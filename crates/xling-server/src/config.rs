@@ -14,6 +14,7 @@ use xling_batcher::BatchConfig;
 use xling_encoder::Device;
 
 use crate::auth::{check_token, Secret};
+use crate::tls::TlsFiles;
 
 /// What the operator gave, before defaults. Every field is optional so that the layers can be
 /// merged field by field.
@@ -91,6 +92,15 @@ pub struct Settings {
     /// value shows in the process list. Never logged.
     #[arg(long, env = "XLING_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<Secret>,
+    /// PEM certificate chain: serve gRPC over TLS (needs --tls-key). [default: plaintext]
+    #[arg(long, env = "XLING_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "XLING_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): clients must present a certificate it signed (mutual TLS).
+    #[arg(long, env = "XLING_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 macro_rules! merge_fields {
@@ -135,6 +145,9 @@ impl Settings {
             log_queries,
             auth_token_file,
             auth_token,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
         )
     }
 
@@ -159,6 +172,7 @@ impl Settings {
             other => return Err(format!("log_format = {other:?}; expected text or json")),
         };
         let auth_token = auth_token(self.auth_token, self.auth_token_file.as_deref())?;
+        let tls = TlsFiles::from_settings(self.tls_cert, self.tls_key, self.tls_client_ca)?;
         let config = Config {
             grpc_addr: self
                 .grpc_addr
@@ -189,6 +203,7 @@ impl Settings {
             log_format,
             log_queries: self.log_queries.unwrap_or(false),
             auth_token,
+            tls,
         };
         config.validate()?;
         Ok(config)
@@ -228,6 +243,8 @@ pub struct Config {
     pub log_queries: bool,
     /// Bearer token the Retrieval RPCs require; `None` = no authentication.
     pub auth_token: Option<Secret>,
+    /// TLS on the gRPC port; `None` = plaintext.
+    pub tls: Option<TlsFiles>,
 }
 
 /// The token from the setting or the file (one of them at most); a trailing newline in the

@@ -8,6 +8,7 @@
 //! - [`config`]: flags, `XLING_*` env vars and the TOML file, resolved into one [`Config`].
 //! - [`service`]: the `xling.v1.Retrieval` implementation.
 //! - [`auth`]: optional bearer-token check in front of the Retrieval RPCs.
+//! - [`tls`]: optional TLS / mutual TLS on the gRPC port.
 //! - [`validate`]: request checks, with messages that name the field.
 //! - [`engine`]: the transport-free core: batcher, encoder, index.
 //! - [`metrics`]: Prometheus names, buckets, recording helpers and the `/metrics` endpoint.
@@ -28,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod service;
+pub mod tls;
 pub mod validate;
 
 use std::future::Future;
@@ -108,8 +110,9 @@ pub async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let grpc_addr = listeners.grpc.local_addr()?;
+    let server = tls::apply(tonic::transport::Server::builder(), config.tls.as_ref())?;
     let mut grpc = tokio::spawn(
-        tonic::transport::Server::builder()
+        server
             .concurrency_limit_per_connection(config.limits.max_concurrency_per_connection)
             .add_service(health_service)
             .add_service(reflection_v1)

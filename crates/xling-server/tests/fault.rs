@@ -14,6 +14,9 @@ use tonic::Code;
 use xling_proto::v1::SearchRequest;
 use xling_server::Settings;
 
+/// Small batches, so that a failed batch is a small part of a burst.
+const MAX_BATCH: usize = 4;
+
 /// A query text the failing model cannot encode.
 const POISON: &str = "talent";
 
@@ -59,7 +62,11 @@ fn failing_setup() -> (tempfile::TempDir, Settings) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_batch_fails_only_its_requests_and_the_server_keeps_serving() {
     let (_dir, settings) = failing_setup();
-    let server = TestServer::start(settings).await;
+    let server = TestServer::start(Settings {
+        max_batch_size: Some(MAX_BATCH),
+        ..settings
+    })
+    .await;
     let client = server.client().await;
 
     let ok = client.clone().search(query("mountain")).await.unwrap();
@@ -73,12 +80,12 @@ async fn a_failing_batch_fails_only_its_requests_and_the_server_keeps_serving() 
         failed.message()
     );
 
-    // Poison and healthy queries at once: only requests sharing a batch with the poison may
-    // fail, so at least the batches without it succeed, and every answer is OK or INTERNAL.
+    // One poison query among healthy ones sent at once: only the healthy queries that shared
+    // its batch (at most MAX_BATCH - 1) may fail, and they fail with INTERNAL.
     let tasks: Vec<_> = (0..24)
         .map(|i| {
             let mut client = client.clone();
-            let text = if i % 8 == 0 {
+            let text = if i == 12 {
                 POISON.to_string()
             } else {
                 format!("river {i}")
@@ -86,19 +93,24 @@ async fn a_failing_batch_fails_only_its_requests_and_the_server_keeps_serving() 
             tokio::spawn(async move { (text.clone(), client.search(query(&text)).await) })
         })
         .collect();
-    let mut healthy_ok = 0;
+    let mut healthy_failed = 0;
     for task in tasks {
         let (text, result) = task.await.unwrap();
         match result {
             Ok(response) => {
                 assert_ne!(text, POISON, "the poison query cannot succeed");
                 assert_eq!(response.into_inner().hits.len(), 3);
-                healthy_ok += 1;
             }
-            Err(status) => assert_eq!(status.code(), Code::Internal, "{text}: {status:?}"),
+            Err(status) => {
+                assert_eq!(status.code(), Code::Internal, "{text}: {status:?}");
+                healthy_failed += usize::from(text != POISON);
+            }
         }
     }
-    assert!(healthy_ok > 0, "every healthy query failed");
+    assert!(
+        healthy_failed < MAX_BATCH,
+        "{healthy_failed} healthy queries failed: more than one batch"
+    );
 
     // After the failures, healthy queries (alone in their batches) all succeed.
     for i in 0..5 {

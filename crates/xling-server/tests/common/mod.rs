@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 use xling_encoder::{Encoder, EncoderOptions, Mode};
 use xling_index::{BuildParams, Corpus, EmbeddedCorpus, Index};
 use xling_proto::v1::retrieval_client::RetrievalClient;
@@ -80,10 +80,17 @@ pub struct TestServer {
     pub metrics_addr: std::net::SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// How clients reach a TLS server; `None` = plaintext.
+    pub client_tls: Option<ClientTlsConfig>,
 }
 
 impl TestServer {
     pub async fn start(settings: Settings) -> TestServer {
+        TestServer::start_tls(settings, None).await
+    }
+
+    /// Starts a server whose clients connect with `client_tls` (TLS settings given).
+    pub async fn start_tls(settings: Settings, client_tls: Option<ClientTlsConfig>) -> TestServer {
         let config: Config = settings.resolve().unwrap();
         let grpc = TcpListener::bind(config.grpc_addr).await.unwrap();
         let metrics = TcpListener::bind(config.metrics_addr.unwrap())
@@ -104,17 +111,28 @@ impl TestServer {
             metrics_addr,
             stop: Some(stop),
             task,
+            client_tls,
         };
         server.wait_serving().await;
         server
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
+        self.try_channel(self.client_tls.clone()).await.unwrap()
+    }
+
+    /// A channel with the given client TLS (plaintext when `None`).
+    pub async fn try_channel(
+        &self,
+        tls: Option<ClientTlsConfig>,
+    ) -> Result<Channel, tonic::transport::Error> {
+        let endpoint = match tls {
+            Some(tls) => Channel::from_shared(format!("https://{}", self.addr))
+                .unwrap()
+                .tls_config(tls)?,
+            None => Channel::from_shared(format!("http://{}", self.addr)).unwrap(),
+        };
+        endpoint.connect().await
     }
 
     pub async fn client(&self) -> RetrievalClient<Channel> {
