@@ -6,6 +6,7 @@ install it (nothing is skipped).
 
 from __future__ import annotations
 
+import shutil
 import struct
 import tomllib
 from pathlib import Path
@@ -29,12 +30,13 @@ def data() -> dict[str, parity.Texts]:
 
 
 @pytest.fixture(scope="session")
-def folders(tmp_path_factory, ref) -> tuple[Path, Path]:
+def folders(tmp_path_factory, ref):
     root = tmp_path_factory.mktemp("e5")
     fp32, int8 = root / "fp32", root / "int8"
     convert.convert(fp32)
     convert.convert(fp32, int8)  # the second run must replace the first cleanly
-    return fp32, int8
+    yield fp32, int8
+    shutil.rmtree(root)  # ~0.9 GB; pytest would keep it around for three sessions
 
 
 @pytest.fixture(scope="session")
