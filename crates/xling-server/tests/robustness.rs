@@ -110,7 +110,7 @@ fn acceptable(result: Result<(), tonic::Status>, what: &str) -> bool {
 async fn random_requests_get_ok_or_a_client_error() {
     let server = TestServer::start(settings()).await;
     let mut client = server.client().await;
-    let mut rng = Rng(0x5EED_0F_C0FFEE);
+    let mut rng = Rng(0x5EED_0FC0_FFEE);
     let mut ok = 0;
     for case in 0..200 {
         let what = format!("case {case}");
