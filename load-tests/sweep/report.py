@@ -1,0 +1,139 @@
+"""points.csv + meta.json of a sweep run -> report.md, ratios.json and SVG plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import svg
+
+
+def num(v):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def label(r):
+    if r["adaptive"] == "True":
+        return f"adaptive (cap {int(r['max_wait_us']) // 1000} ms)"
+    return f"mbs {r['max_batch_size']}, wait {int(r['max_wait_us']) / 1000:g} ms"
+
+
+def ratios(model, rows, enc):
+    """The issue's ratios for one model, all from this run."""
+    bench = enc["rows"]
+    peak = max(bench, key=lambda b: b["sequences_per_s"])
+    b1 = next(b for b in bench if b["batch"] == 1)
+    sat = max(rows, key=lambda r: num(r["ok_rps"]) or 0)
+    fixed = [r for r in rows if r["adaptive"] != "True"]
+    by_mbs = {}
+    for r in fixed:
+        m = int(r["max_batch_size"])
+        by_mbs[m] = max(by_mbs.get(m, 0), num(r["ok_rps"]) or 0)
+    best_mbs = max(by_mbs, key=by_mbs.get)
+    c1 = [num(r["p50_ms"]) for r in fixed if r["mode"] == "closed" and r["concurrency"] == "1"]
+    # Adaptive vs the best fixed setting's p99 at each load level.
+    adaptive = []
+    for load in sorted({(r["mode"], r["concurrency"], r["target_rps"]) for r in rows}):
+        at = [r for r in rows if (r["mode"], r["concurrency"], r["target_rps"]) == load]
+        best = min((num(r["p99_ms"]) for r in at if r["adaptive"] != "True" and num(r["p99_ms"])), default=None)
+        ad = [num(r["p99_ms"]) for r in at if r["adaptive"] == "True" and num(r["p99_ms"])]
+        if best and ad:
+            adaptive.append({"mode": load[0], "concurrency": load[1], "target_rps": load[2],
+                             "best_fixed_p99_ms": best, "adaptive_p99_ms": ad[0], "ratio": ad[0] / best})  # fmt: skip
+    return {
+        "model": model,
+        "encoder_seq_len": enc["seq"],
+        "encoder_best_batch": peak["batch"],
+        "encoder_peak_seq_per_s": peak["sequences_per_s"],
+        "encoder_batch1_ms": b1["p50_ms"],
+        "saturated_ok_rps": num(sat["ok_rps"]),
+        "saturated_setting": label(sat),
+        "pipeline_efficiency": num(sat["ok_rps"]) / peak["sequences_per_s"],
+        "low_load_p50_c1_ms": min(c1) if c1 else None,
+        "low_load_overhead_ms": (min(c1) - b1["p50_ms"]) if c1 else None,
+        "batching_gain": by_mbs[best_mbs] / by_mbs[1] if by_mbs.get(1) else None,
+        "best_max_batch_size": best_mbs,
+        "adaptive_vs_best_fixed_p99": adaptive,
+    }
+
+
+def plots(out, model, rows):
+    closed = [r for r in rows if r["mode"] == "closed"]
+    fixed_closed = [r for r in closed if r["adaptive"] != "True"]
+    waits = sorted({int(r["max_wait_us"]) for r in fixed_closed})
+    mbss = sorted({int(r["max_batch_size"]) for r in fixed_closed})
+    # Latency vs throughput per max batch size (closed loop, concurrency rising), one wait.
+    w = 2000 if 2000 in waits else waits[0]
+    series = []
+    for m in mbss:
+        s = [r for r in fixed_closed if int(r["max_batch_size"]) == m and int(r["max_wait_us"]) in ((0,) if m == 1 else (w,))]
+        series.append((f"mbs {m}", [(num(r["ok_rps"]), num(r["p99_ms"])) for r in s]))
+    ad = [r for r in closed if r["adaptive"] == "True"]
+    if ad:
+        series.append(("adaptive", [(num(r["ok_rps"]), num(r["p99_ms"])) for r in ad]))
+    svg.line_chart(out / f"{model}-latency-vs-throughput.svg", f"{model}: p99 vs throughput (closed loop, wait {w / 1000:g} ms)",
+                   "throughput (OK requests/s)", "p99 latency (ms)", series, logy=True)  # fmt: skip
+    top_c = max(int(r["concurrency"]) for r in closed)
+    for key, name in (("ok_rps", "throughput (requests/s)"), ("p99_ms", "p99 (ms)")):
+        series = []
+        for wt in waits:
+            s = [r for r in fixed_closed if int(r["concurrency"]) == top_c and (int(r["max_wait_us"]) == wt or int(r["max_batch_size"]) == 1)]
+            series.append((f"wait {wt / 1000:g} ms", sorted((int(r["max_batch_size"]), num(r[key])) for r in s)))
+        svg.line_chart(out / f"{model}-{key.split('_')[0]}-vs-max-batch.svg", f"{model}: {name} vs max batch size (concurrency {top_c})",
+                       "max batch size", name, series, logx=True)  # fmt: skip
+    series = []
+    for c in sorted({int(r["concurrency"]) for r in closed}):
+        s = [r for r in fixed_closed if int(r["concurrency"]) == c and int(r["max_batch_size"]) == max(mbss)]
+        series.append((f"c {c}", sorted((int(r["max_wait_us"]) / 1000, num(r["p99_ms"])) for r in s)))
+    svg.line_chart(out / f"{model}-p99-vs-max-wait.svg", f"{model}: p99 vs max wait (max batch {max(mbss)})",
+                   "max wait (ms)", "p99 (ms)", series, logy=True)  # fmt: skip
+
+
+def fmt(v, d=1):
+    x = num(v)
+    return "" if x is None else f"{x:.{d}f}"
+
+
+def write(out: Path) -> None:
+    rows = list(csv.DictReader(open(out / "points.csv")))
+    meta = json.loads((out / "meta.json").read_text())
+    m = meta["machine"]
+    lines = [f"# Batch-size sweep: {meta['grid'].get('name', '')}", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB" + (f", GPU {m['gpu']}" if m.get("gpu") else ""),
+             f"Started {m['date_utc']}, finished {meta.get('finished_utc', '')}; load average at start/end "
+             f"{meta.get('loadavg_start', '')} / {meta.get('loadavg_end', '')}.", "",
+             f"Command: `python3 load-tests/sweep/sweep.py {' '.join(meta['argv'][1:])}`", ""]  # fmt: skip
+    all_ratios = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mr = [r for r in rows if r["model"] == model]
+        rt = ratios(model, mr, meta["encoder"][model])
+        all_ratios.append(rt)
+        plots(out, model, mr)
+        lines += [f"## {model}", "",
+                  f"Raw encoder (`xling bench encoder`, {rt['encoder_seq_len']} tokens): batch 1 p50 {rt['encoder_batch1_ms']:.2f} ms, "
+                  f"peak {rt['encoder_peak_seq_per_s']:.1f} seq/s at batch {rt['encoder_best_batch']}.", "",
+                  f"- Pipeline efficiency: {rt['saturated_ok_rps']:.1f} / {rt['encoder_peak_seq_per_s']:.1f} = **{rt['pipeline_efficiency']:.2f}** ({rt['saturated_setting']})",
+                  f"- Low-load overhead: p50 at c=1 {rt['low_load_p50_c1_ms']:.2f} ms - {rt['encoder_batch1_ms']:.2f} ms = **{rt['low_load_overhead_ms']:.2f} ms**",
+                  f"- Batching gain: **{rt['batching_gain']:.2f}x** (best max batch size {rt['best_max_batch_size']} vs 1)", ""]  # fmt: skip
+        if rt["adaptive_vs_best_fixed_p99"]:
+            lines += ["| load | best fixed p99 ms | adaptive p99 ms | ratio |", "| --- | --- | --- | --- |"]
+            lines += [f"| {a['mode']} c={a['concurrency']} {('rate ' + a['target_rps']) if a['target_rps'] else ''} | "
+                      f"{a['best_fixed_p99_ms']:.1f} | {a['adaptive_p99_ms']:.1f} | {a['ratio']:.2f} |"
+                      for a in rt["adaptive_vs_best_fixed_p99"]]  # fmt: skip
+            lines.append("")
+        lines += [f"![]({model}-latency-vs-throughput.svg) ![]({model}-ok-vs-max-batch.svg) "
+                  f"![]({model}-p99-vs-max-batch.svg) ![]({model}-p99-vs-max-wait.svg)", "",
+                  "| setting | load | ok rps | p50 ms | p90 ms | p99 ms | errors | mean batch | queue wait ms | server CPU | client CPU |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for r in mr:
+            load = f"c={r['concurrency']}" if r["mode"] == "closed" else f"{r['target_rps']} rps"
+            lines.append(f"| {label(r)} | {load} | {fmt(r['ok_rps'])} | {fmt(r['p50_ms'])} | {fmt(r['p90_ms'])} | "
+                         f"{fmt(r['p99_ms'])} | {r['errors']} | {fmt(r['batch_size_mean'], 2)} | {fmt(r['queue_wait_ms_mean'])} | "
+                         f"{fmt(r['server_cpu_cores'], 2)} | {fmt(r['client_cpu_cores'], 2)} |")  # fmt: skip
+        lines.append("")
+    (out / "ratios.json").write_text(json.dumps(all_ratios, indent=2) + "\n")
+    (out / "report.md").write_text("\n".join(lines) + "\n")
