@@ -36,6 +36,10 @@ static STARTED: OnceLock<SystemTime> = OnceLock::new();
 
 /// Installs the process-wide recorder once (later calls reuse it) and returns its handle.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
+    // Serialized: two servers starting at once in one process (tests) would otherwise race
+    // between installing the recorder and publishing its handle.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }
@@ -58,10 +62,6 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(QUERY_TOKENS.into()), &powers(13))?;
     let handle = match builder.install_recorder() {
         Ok(handle) => handle,
-        // Another thread won the race: use its recorder.
-        Err(_) if HANDLE.get().is_some() => {
-            return Ok(HANDLE.get().cloned().unwrap_or_else(|| unreachable!()))
-        }
         Err(e) => anyhow::bail!("cannot install the metrics recorder: {e}"),
     };
     describe();
