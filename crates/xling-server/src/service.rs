@@ -23,7 +23,7 @@ use crate::metrics::RequestGuard;
 use crate::validate::{self, ValidSearch};
 
 /// How much earlier than the caller's deadline xling gives up on a query.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
 
 /// What every RPC shares: the engine once loaded, and whether shutdown has begun.
 pub struct State {
