@@ -57,7 +57,8 @@ if [ "${1:-}" = "--bench-models" ]; then
 fi
 
 # 4. The binary.
-say "building target/release/xling"
+xling="${CARGO_TARGET_DIR:-target}/release/xling"
+say "building $xling"
 cargo build --release -q -p xling
 
 # 5. The demo index, rebuilt when the corpus or the model changed.
@@ -66,6 +67,6 @@ model_id="$(sed -n 's/^id *= *"\(.*\)"/\1/p' "$model/model.toml")"
 if ! grep -q "\"corpus_sha256\": *\"$corpus_sha\"" "$index/index.json" 2>/dev/null \
     || ! grep -q "\"model_id\": *\"$model_id\"" "$index/index.json" 2>/dev/null; then
     say "building the demo index in $index"
-    target/release/xling index build --corpus "$corpus" --model "$model" --out "$index" --force
+    "$xling" index build --corpus "$corpus" --model "$model" --out "$index" --force
 fi
-say "ready: target/release/xling serve   (model $model, index $index)"
+say "ready: $xling serve   (model $model, index $index)"

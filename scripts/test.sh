@@ -25,4 +25,4 @@ step "demo corpus"
 python3 data/demo/validate.py
 
 step "ops: Dockerfiles, Kubernetes, Prometheus rules, Grafana against a real Prometheus"
-deploy/test/run.sh
+XLING_BINARY="${CARGO_TARGET_DIR:-$repo/target}/release/xling" deploy/test/run.sh

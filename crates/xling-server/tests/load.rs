@@ -119,9 +119,13 @@ async fn queued_past_its_deadline_is_dropped_unencoded() {
     let before = server.metrics().await;
     // tonic's own client enforces grpc-timeout itself (and would cancel first); a bare HTTP/2
     // client sends the header and waits for the server's answer, as grpc-go clients can.
+    // With Nagle on, the DATA frame waits ~40 ms for the ACK of the HEADERS frame: longer
+    // than the deadline, so the handler would never see the request.
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
     let http2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
-        .build_http();
+        .build(connector);
     let origin = format!("http://{}", server.addr).parse().unwrap();
     let mut client = xling_proto::v1::retrieval_client::RetrievalClient::with_origin(http2, origin);
     let mut request = Request::new(query(1));
