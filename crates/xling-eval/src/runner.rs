@@ -44,7 +44,8 @@ pub struct EvalConfig {
     pub data_label: String,
 }
 
-/// The server's `--default-ef`, used in local mode when `ef` is 0 so both paths agree.
+/// The server's `--default-ef`, used in local mode when `ef` is 0 (raised with k as the
+/// server does, [`xling_index::default_ef`]) so both paths agree.
 pub const DEFAULT_EF: usize = 64;
 
 /// ANN rankings at one ef.
@@ -116,7 +117,7 @@ async fn remote_runs(
             .await?;
         runs.push(AnnRun {
             ef: if ef == 0 {
-                info.default_ef as usize
+                xling_index::default_ef(info.default_ef as usize, config.top_k)
             } else {
                 ef
             },
@@ -171,7 +172,11 @@ fn local_runs(
     let top_k = config.top_k;
     let mut runs = Vec::new();
     for ef in efs(config) {
-        let ef = if ef == 0 { DEFAULT_EF } else { ef };
+        let ef = if ef == 0 {
+            xling_index::default_ef(DEFAULT_EF, top_k)
+        } else {
+            ef
+        };
         let started = Instant::now();
         let search = Search::Ann { ef };
         let lists = index_rankings(&local.index, dataset, settings, &queries, top_k, search)?;

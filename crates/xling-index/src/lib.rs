@@ -31,5 +31,5 @@ pub use distance::UnitDot;
 pub use error::IndexError;
 pub use index::Index;
 pub use lang::is_iso639_1;
-pub use search::{Hit, DEFAULT_EXACT_SUBSET_MAX};
+pub use search::{default_ef, Hit, DEFAULT_EXACT_SUBSET_MAX, EF_PER_RESULT};
 pub use store::{IndexManifest, EMBEDDINGS_FILE, FORMAT_VERSION, MANIFEST_FILE, PASSAGES_FILE};

@@ -72,7 +72,8 @@ pub struct Settings {
     /// Most concurrent requests per client connection. [default: 256]
     #[arg(long, env = "XLING_MAX_CONCURRENCY_PER_CONNECTION")]
     pub max_concurrency_per_connection: Option<usize>,
-    /// HNSW search breadth when a request gives none. [default: 64]
+    /// HNSW search breadth when a request gives none, raised to 8 per requested result.
+    /// [default: 64]
     #[arg(long, env = "XLING_DEFAULT_EF")]
     pub default_ef: Option<u32>,
     /// Seconds to finish admitted requests after SIGTERM/SIGINT. [default: 30]

@@ -90,7 +90,7 @@ pub fn search(
         k => k,
     };
     let ef = match request.ef {
-        0 => limits.default_ef,
+        0 => xling_index::default_ef(limits.default_ef as usize, top_k as usize) as u32,
         ef if ef > MAX_EF => {
             return Err(ServerError::invalid(
                 format!("{prefix}ef"),
@@ -185,7 +185,10 @@ mod tests {
     #[test]
     fn accepts_and_fills_defaults() {
         let v = search("", &request("wo ist", 0, &[], 0), &limits(), &langs()).unwrap();
-        assert_eq!((v.top_k, v.ef, v.languages), (10, 64, None));
+        // ef left to the server: the default 64, raised to 8 candidates per result.
+        assert_eq!((v.top_k, v.ef, v.languages), (10, 80, None));
+        let v = search("", &request("x", 5, &[], 0), &limits(), &langs()).unwrap();
+        assert_eq!(v.ef, 64);
         let v = search("", &request("x", 50, &["zh"], 200), &limits(), &langs()).unwrap();
         assert_eq!((v.top_k, v.ef), (50, 200));
         assert_eq!(v.languages, Some(vec!["zh".to_string()]));
