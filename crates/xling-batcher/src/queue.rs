@@ -4,7 +4,8 @@
 //! an unbounded channel (bounded in effect by the permits) to the batching task. The task
 //! reserves the single slot of the channel to the inference thread *before* it starts a batch,
 //! so exactly one closed batch waits while another runs. A slot is given back when the item's
-//! batch starts running, so "queue depth" means admitted and not yet encoding.
+//! batch starts running, so "queue depth" means admitted and not yet encoding. In adaptive
+//! mode a batch opened while the encoder is busy stays open until it is free (see `wait`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Span;
 
@@ -36,8 +37,6 @@ pub(crate) struct Entry<T, R> {
     pub item: T,
     pub tokens: usize,
     pub enqueued: Instant,
-    /// Wall clock twin of `enqueued` for the inference thread, which has no tokio clock.
-    pub admitted: std::time::Instant,
     pub deadline: Option<Instant>,
     pub reply: Reply<R>,
     pub span: Span,
@@ -82,6 +81,8 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         let permits = Arc::new(Semaphore::new(config.queue_capacity));
         let wait = Arc::new(WaitPolicy::new(config.max_wait, config.adaptive_wait));
         observer.wait_chosen(wait.current());
+        // Batches handed to the inference thread and not yet run: 0 means the encoder is free.
+        let in_flight = Arc::new(watch::Sender::new(0usize));
         worker::spawn(
             batch_rx,
             process,
@@ -90,6 +91,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 permits: permits.clone(),
                 capacity: config.queue_capacity,
                 wait: wait.clone(),
+                in_flight: in_flight.clone(),
             },
             finished_tx,
         );
@@ -99,6 +101,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             config.clone(),
             wait.clone(),
             observer.clone(),
+            in_flight,
         ));
         Batcher {
             tx: Mutex::new(Some(tx)),
@@ -127,12 +130,10 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                     capacity: self.capacity,
                 })?;
         let (reply, rx) = oneshot::channel();
-        self.wait.arrival();
         let entry = Entry {
             item,
             tokens,
             enqueued: Instant::now(),
-            admitted: std::time::Instant::now(),
             deadline,
             reply,
             span: Span::current(),
@@ -169,8 +170,13 @@ async fn batching_task<T, R>(
     config: BatchConfig,
     wait: Arc<WaitPolicy>,
     observer: Arc<dyn Observer>,
+    in_flight: Arc<watch::Sender<usize>>,
 ) {
+    let mut running = in_flight.subscribe();
     let mut carry: Option<Entry<T, R>> = None;
+    // When a batch opened on an idle encoder closed alone: its first item's arrival, so the
+    // next arrival tells the wait policy how soon a partner came.
+    let mut alone: Option<Instant> = None;
     loop {
         // Wait for the inference thread to take the previous batch before forming the next.
         let Ok(slot) = batches.reserve().await else {
@@ -183,7 +189,12 @@ async fn batching_task<T, R>(
                 None => return,
             },
         };
-        let max_wait = wait.current();
+        if let Some(t0) = alone.take() {
+            wait.idle_gap(first.enqueued.duration_since(t0));
+        }
+        // Adaptive mode, encoder busy: no timer; collect until the encoder is free.
+        let hold = config.adaptive_wait && *running.borrow() > 0;
+        let max_wait = if hold { Duration::ZERO } else { wait.current() };
         observer.wait_chosen(max_wait);
         let close_at = first.enqueued + max_wait;
         let mut batch = vec![first];
@@ -192,7 +203,8 @@ async fn batching_task<T, R>(
                 Ok(entry) => entry,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    if Instant::now() >= close_at {
+                    let busy = hold && *running.borrow() > 0;
+                    if !busy && Instant::now() >= close_at {
                         break;
                     }
                     tokio::select! {
@@ -200,7 +212,8 @@ async fn batching_task<T, R>(
                             Some(entry) => entry,
                             None => break,
                         },
-                        _ = tokio::time::sleep_until(close_at) => break,
+                        _ = tokio::time::sleep_until(close_at), if !hold => break,
+                        _ = running.wait_for(|&n| n == 0), if busy => continue,
                     }
                 }
             };
@@ -211,8 +224,15 @@ async fn batching_task<T, R>(
                 break;
             }
         }
+        if config.adaptive_wait && !hold {
+            match batch.get(1) {
+                Some(second) => wait.idle_gap(second.enqueued.duration_since(batch[0].enqueued)),
+                None => alone = Some(batch[0].enqueued),
+            }
+        }
         let live = retain_live(batch, observer.as_ref());
         if !live.is_empty() {
+            in_flight.send_modify(|n| *n += 1);
             slot.send(live);
         }
     }

@@ -5,7 +5,8 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::time::Instant;
 
 use crate::queue::{Done, Entry};
 use crate::wait::WaitPolicy;
@@ -16,6 +17,8 @@ pub(crate) struct Shared {
     pub permits: Arc<Semaphore>,
     pub capacity: usize,
     pub wait: Arc<WaitPolicy>,
+    /// Batches sent and not yet run; decremented as soon as the encoder is free.
+    pub in_flight: Arc<watch::Sender<usize>>,
 }
 
 pub(crate) fn spawn<T, R, F>(
@@ -28,7 +31,10 @@ pub(crate) fn spawn<T, R, F>(
     R: Send + 'static,
     F: FnMut(&[&T]) -> Result<Vec<R>, String> + Send + 'static,
 {
+    // Inside the runtime's context, tokio's clock is the one the queue uses (paused in tests).
+    let runtime = tokio::runtime::Handle::current();
     let body = move || {
+        let _context = runtime.enter();
         while let Some(batch) = batches.blocking_recv() {
             run_batch(batch, &mut process, &shared);
         }
@@ -56,9 +62,10 @@ where
         })
         .collect();
     if batch.is_empty() {
+        shared.in_flight.send_modify(|n| *n -= 1);
         return;
     }
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     for entry in &mut batch {
         entry.permit.take();
     }
@@ -74,6 +81,7 @@ where
         catch_unwind(AssertUnwindSafe(|| process(&items)))
     });
     let run_time = started.elapsed();
+    shared.in_flight.send_modify(|n| *n -= 1);
     let size = batch.len();
     let padded_tokens = batch.iter().map(|e| e.tokens).max().unwrap_or(0) * size;
     let outputs = match outcome {
@@ -94,7 +102,7 @@ where
             for (entry, output) in batch.into_iter().zip(outputs) {
                 let done = Done {
                     output,
-                    queue_wait: started.duration_since(entry.admitted),
+                    queue_wait: started.duration_since(entry.enqueued),
                     run_time,
                     batch_size: size,
                 };

@@ -1,0 +1,159 @@
+//! Adaptive wait on the real batcher, deterministically: tokio's paused clock and a simulated
+//! encoder whose batch of `b` takes `run(b) = 8 ms + 1 ms * b` of that clock (so batching pays
+//! and the idle window is `fixed / 2 = 4 ms`).
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc as tmpsc;
+use tokio::time::Instant;
+use xling_batcher::{BatchConfig, Batcher, Done, Ticket};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn run(b: usize) -> Duration {
+    MS * (8 + b as u32)
+}
+
+/// Equal to the microsecond (the cost fit is floating point).
+fn about(a: Duration, b: Duration) -> bool {
+    a.abs_diff(b) < Duration::from_micros(1)
+}
+
+/// The inference thread announces each batch and blocks until the test has advanced the clock
+/// by its run time.
+struct Encoder {
+    started: tmpsc::UnboundedReceiver<usize>,
+    gate: mpsc::Sender<()>,
+    seen: Arc<Mutex<Vec<Vec<u32>>>>,
+}
+
+impl Encoder {
+    fn start(adaptive: bool, max_wait: Duration) -> (Batcher<u32, u32>, Encoder) {
+        let (started_tx, started) = tmpsc::unbounded_channel();
+        let (gate, gate_rx) = mpsc::channel::<()>();
+        let seen = Arc::new(Mutex::new(vec![]));
+        let record = seen.clone();
+        let config = BatchConfig {
+            max_batch_size: 16,
+            max_wait,
+            queue_capacity: 64,
+            max_batch_tokens: 0,
+            adaptive_wait: adaptive,
+        };
+        let batcher = Batcher::start(config, Arc::new(()), move |items: &[&u32]| {
+            record
+                .lock()
+                .unwrap()
+                .push(items.iter().map(|&&i| i).collect());
+            started_tx.send(items.len()).unwrap();
+            gate_rx.recv().unwrap();
+            Ok(items.iter().map(|&&i| i).collect())
+        });
+        (
+            batcher,
+            Encoder {
+                started,
+                gate,
+                seen,
+            },
+        )
+    }
+
+    /// Lets the next batch run; returns its size.
+    async fn run_next(&mut self) -> usize {
+        let size = self.started.recv().await.unwrap();
+        tokio::time::advance(run(size)).await;
+        self.gate.send(()).unwrap();
+        size
+    }
+
+    /// Runs batches until `items` items have been encoded.
+    async fn run_items(&mut self, mut items: usize) {
+        while items > 0 {
+            items -= self.run_next().await;
+        }
+    }
+}
+
+async fn all(tickets: Vec<Ticket<u32>>) -> Vec<Done<u32>> {
+    let mut done = vec![];
+    for ticket in tickets {
+        done.push(ticket.await.unwrap());
+    }
+    done
+}
+
+/// Bursts (arrivals much faster than run(1)) teach the policy to wait the 4 ms window; then one
+/// client in a closed loop (next request 1 ms after each answer) unlearns it: its next request
+/// never comes within the window, and every request then costs exactly run(1).
+#[tokio::test(start_paused = true)]
+async fn a_closed_loop_client_stops_waiting() {
+    let (batcher, mut encoder) = Encoder::start(true, 10 * MS);
+    let mut id = 0;
+    for burst in 0..10 {
+        let tickets: Vec<_> = (0..2 + burst % 2)
+            .map(|_| {
+                id += 1;
+                batcher.submit(id, 1, None).unwrap()
+            })
+            .collect();
+        let n = tickets.len();
+        encoder.run_items(n).await;
+        all(tickets).await;
+    }
+    assert!(
+        about(batcher.current_wait(), 4 * MS),
+        "{:?}",
+        batcher.current_wait()
+    );
+
+    let mut latencies = vec![];
+    for _ in 0..30 {
+        let t0 = Instant::now();
+        id += 1;
+        let ticket = batcher.submit(id, 1, None).unwrap();
+        encoder.run_items(1).await;
+        ticket.await.unwrap();
+        latencies.push(t0.elapsed());
+        tokio::time::sleep(MS).await;
+    }
+    assert!(about(latencies[0], 4 * MS + run(1)), "{latencies:?}");
+    assert!(
+        latencies[10..].iter().all(|&l| l == run(1)),
+        "{latencies:?}"
+    );
+    assert_eq!(batcher.current_wait(), Duration::ZERO);
+}
+
+/// Items that arrive while a batch runs join one batch that closes the moment the encoder is
+/// free; with a fixed wait of 0 the first of them closes a batch alone and the rest wait for
+/// two runs.
+#[tokio::test(start_paused = true)]
+async fn a_batch_stays_open_while_the_encoder_is_busy() {
+    for (adaptive, batches, slowest) in [
+        (true, vec![vec![1], vec![2, 3, 4]], run(1)),
+        (false, vec![vec![1], vec![2], vec![3, 4]], run(1) + run(1)),
+    ] {
+        let (batcher, mut encoder) = Encoder::start(adaptive, Duration::ZERO);
+        let mut tickets = vec![batcher.submit(1, 1, None).unwrap()];
+        let size = encoder.started.recv().await.unwrap();
+        for ids in [2..=2, 3..=4] {
+            tickets.extend(ids.map(|i| batcher.submit(i, 1, None).unwrap()));
+            for _ in 0..5 {
+                tokio::task::yield_now().await; // the batching task takes what it can
+            }
+        }
+        tokio::time::advance(run(size)).await;
+        encoder.gate.send(()).unwrap();
+        encoder.run_items(3).await;
+        let done = all(tickets).await;
+        assert_eq!(
+            *encoder.seen.lock().unwrap(),
+            batches,
+            "adaptive {adaptive}"
+        );
+        let max_queue = done.iter().map(|d| d.queue_wait).max().unwrap();
+        assert_eq!(max_queue, slowest, "adaptive {adaptive}");
+    }
+}
