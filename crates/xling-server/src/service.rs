@@ -11,9 +11,8 @@ use tonic::{Code, Request, Response, Status};
 use xling_encoder::Mode;
 use xling_proto::v1::retrieval_server::Retrieval;
 use xling_proto::v1::{
-    BatchingInfo, EmbedMode, EmbedRequest, EmbedResponse, Embedding, Hit, InfoRequest,
-    InfoResponse, LanguageCount, SearchBatchRequest, SearchBatchResponse, SearchRequest,
-    SearchResponse, Timing,
+    BatchingInfo, EmbedRequest, EmbedResponse, Embedding, Hit, InfoRequest, InfoResponse,
+    LanguageCount, SearchBatchRequest, SearchBatchResponse, SearchRequest, SearchResponse, Timing,
 };
 
 use crate::config::Limits;
@@ -171,16 +170,11 @@ impl Retrieval for RetrievalService {
         let started = Instant::now();
         observed("SearchBatch", async {
             let (engine, deadline) = self.admit(&request)?;
-            let queries = &request.get_ref().queries;
-            validate::count("queries", queries.len(), &self.state.limits)?;
-            let valid = queries
-                .iter()
-                .enumerate()
-                .map(|(i, q)| {
-                    let prefix = format!("queries[{i}].");
-                    validate::search(&prefix, q, &self.state.limits, engine.index_languages())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let valid = validate::search_batch(
+                request.get_ref(),
+                &self.state.limits,
+                engine.index_languages(),
+            )?;
             let results = try_join_all(
                 valid
                     .into_iter()
@@ -200,23 +194,7 @@ impl Retrieval for RetrievalService {
         observed("Embed", async {
             let (engine, deadline) = self.admit(&request)?;
             let body = request.get_ref();
-            validate::count("texts", body.texts.len(), &self.state.limits)?;
-            for (i, text) in body.texts.iter().enumerate() {
-                validate::text(&format!("texts[{i}]"), text, &self.state.limits)?;
-            }
-            let mode = match EmbedMode::try_from(body.mode) {
-                Ok(EmbedMode::Query) => Mode::Query,
-                Ok(EmbedMode::Passage) => Mode::Passage,
-                Err(_) => {
-                    return Err(ServerError::invalid(
-                        "mode",
-                        format!(
-                            "{} is not EMBED_MODE_QUERY (0) or EMBED_MODE_PASSAGE (1)",
-                            body.mode
-                        ),
-                    ))
-                }
-            };
+            let mode = validate::embed(body, &self.state.limits)?;
             let embedded =
                 try_join_all(body.texts.iter().map(|t| engine.embed(t, mode, deadline))).await?;
             let slowest = embedded

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tonic::metadata::MetadataMap;
-use xling_proto::v1::SearchRequest;
+use xling_encoder::Mode;
+use xling_proto::v1::{EmbedMode, EmbedRequest, SearchBatchRequest, SearchRequest};
 
 use crate::config::{Limits, MAX_EF};
 use crate::error::ServerError;
@@ -126,6 +127,40 @@ pub fn search(
     })
 }
 
+/// Validates a `SearchBatchRequest`: the number of queries, then each query (`queries[i].`).
+pub fn search_batch(
+    request: &SearchBatchRequest,
+    limits: &Limits,
+    index_languages: &BTreeMap<String, usize>,
+) -> Result<Vec<ValidSearch>, ServerError> {
+    count("queries", request.queries.len(), limits)?;
+    request
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| search(&format!("queries[{i}]."), q, limits, index_languages))
+        .collect()
+}
+
+/// Validates an `EmbedRequest`: the number of texts, each text, the mode.
+pub fn embed(request: &EmbedRequest, limits: &Limits) -> Result<Mode, ServerError> {
+    count("texts", request.texts.len(), limits)?;
+    for (i, t) in request.texts.iter().enumerate() {
+        text(&format!("texts[{i}]"), t, limits)?;
+    }
+    match EmbedMode::try_from(request.mode) {
+        Ok(EmbedMode::Query) => Ok(Mode::Query),
+        Ok(EmbedMode::Passage) => Ok(Mode::Passage),
+        Err(_) => Err(ServerError::invalid(
+            "mode",
+            format!(
+                "{} is not EMBED_MODE_QUERY (0) or EMBED_MODE_PASSAGE (1)",
+                request.mode
+            ),
+        )),
+    }
+}
+
 /// The caller's deadline from the `grpc-timeout` header, if it sent one.
 pub fn deadline(metadata: &MetadataMap) -> Result<Option<Duration>, ServerError> {
     let Some(value) = metadata.get("grpc-timeout") else {
@@ -137,6 +172,10 @@ pub fn deadline(metadata: &MetadataMap) -> Result<Option<Duration>, ServerError>
         return Err(bad());
     }
     let (digits, unit) = text.split_at(text.len() - 1);
+    // The spec allows ASCII digits only; `u64::from_str` alone would also take a leading `+`.
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let n: u64 = digits.parse().map_err(|_| bad())?;
     let duration = match unit {
         "H" => Duration::from_secs(n.saturating_mul(3600)),
@@ -226,6 +265,29 @@ mod tests {
     }
 
     #[test]
+    fn batches_and_embeds_name_the_entry() {
+        let batch = |queries| SearchBatchRequest { queries };
+        let two = batch(vec![request("a", 0, &[], 0), request("b", 3, &["de"], 0)]);
+        assert_eq!(search_batch(&two, &limits(), &langs()).unwrap().len(), 2);
+        let bad = batch(vec![request("a", 0, &[], 0), request("b", 99, &[], 0)]);
+        let err = search_batch(&bad, &limits(), &langs()).unwrap_err();
+        assert!(err.to_string().starts_with("queries[1].top_k"), "{err}");
+        assert!(search_batch(&batch(vec![]), &limits(), &langs()).is_err());
+        let embed_request = |texts: &[&str], mode| EmbedRequest {
+            texts: texts.iter().map(|t| t.to_string()).collect(),
+            mode,
+        };
+        assert_eq!(
+            embed(&embed_request(&["x"], 1), &limits()).unwrap(),
+            Mode::Passage
+        );
+        let err = embed(&embed_request(&["x", " "], 0), &limits()).unwrap_err();
+        assert!(err.to_string().starts_with("texts[1]"), "{err}");
+        let err = embed(&embed_request(&["x"], 7), &limits()).unwrap_err();
+        assert!(err.to_string().starts_with("mode: 7"), "{err}");
+    }
+
+    #[test]
     fn parses_grpc_timeouts() {
         let mut m = MetadataMap::new();
         assert_eq!(deadline(&m).unwrap(), None);
@@ -237,7 +299,10 @@ mod tests {
             m.insert("grpc-timeout", text.parse().unwrap());
             assert_eq!(deadline(&m).unwrap(), Some(expected));
         }
-        m.insert("grpc-timeout", "12x".parse().unwrap());
-        assert!(deadline(&m).is_err());
+        // Not digits then a unit (the first found by the fuzzer, crates/xling-fuzz).
+        for text in ["12x", "+5S", "-5S", " 5S", "5", "123456789S"] {
+            m.insert("grpc-timeout", text.parse().unwrap());
+            assert!(deadline(&m).is_err(), "{text}");
+        }
     }
 }
