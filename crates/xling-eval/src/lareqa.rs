@@ -126,7 +126,20 @@ impl Dataset {
         for (language, path, file) in &parsed {
             builder.add_language(language, path, file)?;
         }
-        Ok(builder.finish(languages))
+        let dataset = builder.finish(languages);
+        // Nothing to rank or nothing to ask: say so now rather than fail or score NaN later.
+        let missing = match (dataset.candidates.is_empty(), dataset.questions.is_empty()) {
+            (true, _) => Some("candidate sentences"),
+            (false, true) => Some("questions"),
+            (false, false) => None,
+        };
+        match missing {
+            Some(what) => Err(EvalError::Dataset {
+                path: dir.to_path_buf(),
+                message: format!("no {what} in the selected files"),
+            }),
+            None => Ok(dataset),
+        }
     }
 
     /// The relevant candidates of `question` among candidates in `pool` languages.
@@ -276,6 +289,13 @@ impl Builder {
                         paragraph.sentence_breaks.len()
                     )));
                 }
+                // A blank sentence would only fail later, as a corpus passage with empty
+                // text, after every candidate was embedded.
+                if let Some(s) = paragraph.sentences.iter().position(|t| t.trim().is_empty()) {
+                    return Err(fail(format!(
+                        "article {a} paragraph {p}: sentence {s} is blank"
+                    )));
+                }
                 let first = self.candidates.len();
                 for (s, text) in paragraph.sentences.iter().enumerate() {
                     self.candidates.push(Candidate {
@@ -291,6 +311,10 @@ impl Builder {
                     }
                     if self.kept_ids.as_ref().is_some_and(|k| !k.contains(&qa.id)) {
                         continue;
+                    }
+                    // The server refuses a blank query, which would stop a remote run midway.
+                    if qa.question.trim().is_empty() {
+                        return Err(fail(format!("question {:?} is blank", qa.id)));
                     }
                     let answer = qa
                         .answers
@@ -453,6 +477,49 @@ mod tests {
         std::fs::create_dir_all(&empty).unwrap();
         let err = Dataset::load(&empty, &LoadOptions::default()).unwrap_err();
         assert!(matches!(err, EvalError::NoFiles { .. }), "{err}");
+    }
+
+    /// Found by the fuzzer (crates/xling-fuzz, target `dataset`): blank sentences and
+    /// questions loaded, and failed only later as corpus passages or server queries.
+    #[test]
+    fn blank_sentences_and_questions_are_refused_at_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = |sentence: &str, question: &str| {
+            serde_json::json!({"data": [{"title": "T", "paragraphs": [
+                {"sentences": ["First.", sentence], "sentence_breaks": [[0, 6], [7, 9]],
+                 "qas": [{"id": "q1", "question": question, "answers": [{"answer_start": 0}]}]}
+            ]}]})
+            .to_string()
+        };
+        let path = tmp.path().join("en.json");
+        let load = || Dataset::load(tmp.path(), &LoadOptions::default());
+        std::fs::write(&path, file(" \n", "Why?")).unwrap();
+        let err = load().unwrap_err().to_string();
+        assert!(
+            err.contains("en.json: article 0 paragraph 0: sentence 1 is blank"),
+            "{err}"
+        );
+        std::fs::write(&path, file("Two.", "\t")).unwrap();
+        let err = load().unwrap_err().to_string();
+        assert!(err.contains("question \"q1\" is blank"), "{err}");
+        std::fs::write(&path, file("Two.", "Why?")).unwrap();
+        assert_eq!(load().unwrap().candidates.len(), 2);
+    }
+
+    /// Found by the fuzzer: a file without paragraphs loaded as an empty dataset.
+    #[test]
+    fn a_dataset_without_candidates_or_questions_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("en.json"), r#"{"data": []}"#).unwrap();
+        let err = Dataset::load(tmp.path(), &LoadOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("no candidate sentences"), "{err}");
+        write_fixture(tmp.path());
+        let none = LoadOptions {
+            languages: Vec::new(),
+            max_questions: Some(0),
+        };
+        let err = Dataset::load(tmp.path(), &none).unwrap_err();
+        assert!(err.to_string().contains("no questions"), "{err}");
     }
 
     #[test]
