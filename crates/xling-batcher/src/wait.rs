@@ -5,20 +5,20 @@
 //! 1. **Encoder busy: no wait, but the batch stays open.** While a batch runs, arrivals pile up
 //!    anyway, so the next batch collects them until the encoder is free (or it is full) and
 //!    then closes at once. Holding it costs nothing: it could not have started earlier.
-//! 2. **Encoder idle: wait only on evidence that a partner comes soon.** Waiting `w` for a
-//!    second item arriving `g` after the first beats running the first alone when
-//!    `g < fixed / 2` (the alone case makes the second wait a whole `run(1)`; the pair pays
-//!    `g` plus one more item's cost), where `run(b) = fixed + per_item * b` is fitted over the
-//!    batches run (least squares, forgetting old batches). So the window is
-//!    `w = min(max_wait, fixed / 2)`, and the batch waits `w` only if, after most recent idle
-//!    starts (running mean of hits >= 1/2), the next item arrived within `w`.
+//! 2. **Encoder idle: wait only on evidence that a partner comes soon.** With
+//!    `run(b) = fixed + per_item * b` fitted over the batches run (least squares, forgetting
+//!    old batches): if the first item runs alone, a second arriving `g` later waits for it
+//!    and answers after `2 * run(1) - g`; waiting `w` for it answers both after at most
+//!    `w + run(2)`. With `w = fixed / 2`, waiting wins exactly when `g < fixed / 2`. So the
+//!    window is `w = min(max_wait, fixed / 2)`, and the batch waits `w` only if, after most
+//!    recent idle starts (running mean of hits >= 1/2), the next item arrived within `w`.
 //!
 //! The evidence is the gap from the first item of an idle-started batch to the next arrival,
 //! not the mean gap between arrivals: in a closed loop the next request is only sent after the
 //! answer, so its gap includes the wait and the run itself and never falls inside the window
-//! (the old rate-based rule kept waiting there: a client that waits makes its own arrival
-//! rate look high). Open-loop arrivals do not depend on the answer, so their gaps show the
-//! real rate.
+//! (the old rate-based rule kept waiting there: with one client the mean gap is about
+//! `run(1)`, so the encoder looked nearly busy). Open-loop arrivals do not depend on the
+//! answer, so their gaps show the real rate.
 
 use std::sync::Mutex;
 use std::time::Duration;
