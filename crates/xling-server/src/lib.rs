@@ -150,8 +150,9 @@ pub async fn run(
     };
 
     tracing::info!("shutting down: draining admitted requests");
-    set_health(&health, ServingStatus::NotServing).await;
+    // Refuse first, then tell the probes: whoever sees NOT_SERVING gets UNAVAILABLE.
     state.draining.store(true, Ordering::Release);
+    set_health(&health, ServingStatus::NotServing).await;
     // The gRPC server keeps running while the batcher drains, so that new RPCs get a clean
     // UNAVAILABLE instead of a connection reset; then it stops and waits for in-flight RPCs.
     let drain = async {
