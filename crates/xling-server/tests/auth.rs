@@ -2,29 +2,20 @@
 
 mod common;
 
-use common::{metric_sum, settings, TestServer};
+use common::{metric_sum, query, settings, TestServer};
 use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use xling_proto::v1::retrieval_client::RetrievalClient;
-use xling_proto::v1::{InfoRequest, SearchRequest};
+use xling_proto::v1::InfoRequest;
 use xling_server::Settings;
 
 const TOKEN: &str = "s3cret-T0ken_for.tests";
 
-fn query() -> SearchRequest {
-    SearchRequest {
-        query: "mountain".into(),
-        top_k: 2,
-        languages: vec![],
-        ef: 0,
-    }
-}
-
 /// Searches with `header` as the `authorization` metadata.
 async fn search_with(channel: &Channel, header: &str) -> Result<usize, Status> {
-    let mut request = Request::new(query());
+    let mut request = Request::new(query("mountain", 2));
     request
         .metadata_mut()
         .insert("authorization", header.parse().unwrap());
@@ -48,7 +39,7 @@ async fn retrieval_needs_the_token_and_health_does_not() {
     let channel = server.channel().await;
 
     let mut anonymous = RetrievalClient::new(channel.clone());
-    let status = anonymous.search(query()).await.unwrap_err();
+    let status = anonymous.search(query("mountain", 2)).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(!status.message().contains(TOKEN));
     let status = anonymous.info(InfoRequest {}).await.unwrap_err();

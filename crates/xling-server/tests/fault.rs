@@ -7,11 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use common::{build_index, metric_sum, repo, settings, TestServer};
+use common::{build_index, metric_sum, query, repo, settings, startup_error, TestServer};
 use tonic::Code;
-use xling_proto::v1::SearchRequest;
 use xling_server::Settings;
 
 /// Small batches, so that a failed batch is a small part of a burst.
@@ -19,15 +17,6 @@ const MAX_BATCH: usize = 4;
 
 /// A query text the failing model cannot encode.
 const POISON: &str = "talent";
-
-fn query(text: &str) -> SearchRequest {
-    SearchRequest {
-        query: text.into(),
-        top_k: 3,
-        languages: vec![],
-        ef: 0,
-    }
-}
 
 /// Copies the failing model fixture into `dir`, with the tiny model's tokenizer.
 fn failing_model(dir: &Path) -> PathBuf {
@@ -69,10 +58,10 @@ async fn a_failing_batch_fails_only_its_requests_and_the_server_keeps_serving() 
     .await;
     let client = server.client().await;
 
-    let ok = client.clone().search(query("mountain")).await.unwrap();
+    let ok = client.clone().search(query("mountain", 3)).await.unwrap();
     assert_eq!(ok.into_inner().hits.len(), 3);
 
-    let failed = client.clone().search(query(POISON)).await.unwrap_err();
+    let failed = client.clone().search(query(POISON, 3)).await.unwrap_err();
     assert_eq!(failed.code(), Code::Internal, "{failed:?}");
     assert!(
         failed.message().contains("encoder failed"),
@@ -90,7 +79,7 @@ async fn a_failing_batch_fails_only_its_requests_and_the_server_keeps_serving() 
             } else {
                 format!("river {i}")
             };
-            tokio::spawn(async move { (text.clone(), client.search(query(&text)).await) })
+            tokio::spawn(async move { (text.clone(), client.search(query(&text, 3)).await) })
         })
         .collect();
     let mut healthy_failed = 0;
@@ -116,7 +105,7 @@ async fn a_failing_batch_fails_only_its_requests_and_the_server_keeps_serving() 
     for i in 0..5 {
         let response = client
             .clone()
-            .search(query(&format!("lake {i}")))
+            .search(query(&format!("lake {i}"), 3))
             .await
             .expect("the server must keep serving after a failed batch");
         assert_eq!(response.into_inner().hits.len(), 3);
@@ -131,19 +120,6 @@ async fn a_failing_batch_fails_only_its_requests_and_the_server_keeps_serving() 
         "{metrics}"
     );
     server.stop().await.unwrap();
-}
-
-/// Runs the server until startup fails and returns the error chain as text.
-async fn startup_error(settings: Settings) -> String {
-    let config = settings.resolve().unwrap();
-    let listeners = xling_server::Listeners::bind(&config).await.unwrap();
-    let result = tokio::time::timeout(
-        Duration::from_secs(60),
-        xling_server::run(listeners, config, std::future::pending()),
-    )
-    .await
-    .expect("a startup failure must end run()");
-    format!("{:#}", result.expect_err("damaged files must fail startup"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,21 +5,11 @@ mod common;
 use std::error::Error as _;
 use std::time::Duration;
 
-use common::{settings, TestServer};
+use common::{query, settings, startup_error, TestServer};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-use xling_proto::v1::SearchRequest;
 use xling_server::Settings;
-
-fn query(text: &str) -> SearchRequest {
-    SearchRequest {
-        query: text.into(),
-        top_k: 3,
-        languages: vec![],
-        ef: 0,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_turns_not_serving_when_shutdown_starts() {
@@ -128,15 +118,7 @@ async fn a_missing_index_or_model_fails_startup_naming_the_path() {
             "/nonexistent/mdl",
         ),
     ] {
-        let config = settings.resolve().unwrap();
-        let listeners = xling_server::Listeners::bind(&config).await.unwrap();
-        let result = tokio::time::timeout(
-            Duration::from_secs(30),
-            xling_server::run(listeners, config, std::future::pending()),
-        )
-        .await
-        .expect("startup failure must end run()");
-        let message = format!("{:#}", result.unwrap_err());
+        let message = startup_error(settings).await;
         assert!(message.contains(needle), "{message}");
     }
 }
@@ -154,7 +136,7 @@ async fn shutdown_answers_every_admitted_request_and_refuses_new_ones() {
     let in_flight: Vec<_> = (0..40)
         .map(|i| {
             let mut client = client.clone();
-            tokio::spawn(async move { client.search(query(&format!("frage {i}"))).await })
+            tokio::spawn(async move { client.search(query(&format!("frage {i}"), 3)).await })
         })
         .collect();
     let mut health = HealthClient::new(server.channel().await);
@@ -174,7 +156,11 @@ async fn shutdown_answers_every_admitted_request_and_refuses_new_ones() {
         next.unwrap().unwrap().unwrap().status,
         ServingStatus::NotServing as i32
     );
-    let late = client.clone().search(query("too late")).await.unwrap_err();
+    let late = client
+        .clone()
+        .search(query("too late", 3))
+        .await
+        .unwrap_err();
     drop(watch); // an open watch stream would hold the graceful stop
                  // Refused, never run: UNAVAILABLE from xling while the admitted queries drain. The
                  // drain of one tiny batch can end before the call lands; then the closing connection

@@ -12,12 +12,7 @@ use xling_proto::v1::SearchRequest;
 use xling_server::Settings;
 
 fn query(i: usize) -> SearchRequest {
-    SearchRequest {
-        query: format!("Frage Nummer {i} über Berge und Flüsse"),
-        top_k: 3,
-        languages: vec![],
-        ef: 0,
-    }
+    common::query(&format!("Frage Nummer {i} über Berge und Flüsse"), 3)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{settings, TestServer};
+use common::{query, settings, TestServer};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use xling_proto::v1::retrieval_client::RetrievalClient;
-use xling_proto::v1::SearchRequest;
 use xling_server::Settings;
 
 /// A certificate authority that signs leaf certificates into PEM files.
@@ -63,15 +62,6 @@ impl Ca {
     }
 }
 
-fn query() -> SearchRequest {
-    SearchRequest {
-        query: "mountain".into(),
-        top_k: 2,
-        languages: vec![],
-        ef: 0,
-    }
-}
-
 /// One search over a fresh connection with `tls`; any failure (handshake or RPC) is an error.
 async fn search_over(server: &TestServer, tls: Option<ClientTlsConfig>) -> Result<usize, String> {
     let channel = server
@@ -80,7 +70,7 @@ async fn search_over(server: &TestServer, tls: Option<ClientTlsConfig>) -> Resul
         .map_err(|e| format!("{e:?}"))?;
     let response = tokio::time::timeout(
         Duration::from_secs(10),
-        RetrievalClient::new(channel).search(query()),
+        RetrievalClient::new(channel).search(query("mountain", 2)),
     )
     .await
     .map_err(|_| "timed out".to_string())?

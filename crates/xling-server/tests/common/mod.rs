@@ -13,6 +13,7 @@ use tonic::transport::{Channel, ClientTlsConfig};
 use xling_encoder::{Encoder, EncoderOptions, Mode};
 use xling_index::{BuildParams, Corpus, EmbeddedCorpus, Index};
 use xling_proto::v1::retrieval_client::RetrievalClient;
+use xling_proto::v1::SearchRequest;
 use xling_server::{Config, Listeners, Settings};
 
 pub fn repo() -> PathBuf {
@@ -190,6 +191,29 @@ impl TestServer {
 
 /// Sum of a metric's samples whose name and labels start with `prefix` (e.g.
 /// `xling_batch_size_count` or `xling_requests_total{method="Search",code="OK"`).
+/// A Search over every language with the server's default ef.
+pub fn query(text: &str, top_k: u32) -> SearchRequest {
+    SearchRequest {
+        query: text.into(),
+        top_k,
+        languages: vec![],
+        ef: 0,
+    }
+}
+
+/// Runs the server until startup fails and returns the error chain as text.
+pub async fn startup_error(settings: Settings) -> String {
+    let config = settings.resolve().unwrap();
+    let listeners = Listeners::bind(&config).await.unwrap();
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        xling_server::run(listeners, config, std::future::pending()),
+    )
+    .await
+    .expect("a startup failure must end run()");
+    format!("{:#}", result.expect_err("startup must fail"))
+}
+
 pub fn metric_sum(text: &str, prefix: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(prefix))
