@@ -5,16 +5,19 @@
 //! or when its oldest item has waited `max_wait`. Exactly one closed batch waits while the
 //! current one runs, so batching overlaps inference. Requests whose caller went away or whose
 //! deadline passed are dropped before inference. The queue is bounded: a full queue refuses at
-//! once instead of growing. Nothing here knows about gRPC or models.
+//! once instead of growing, and so does admission when the queue ahead of a query would take
+//! the encoder longer than the query's deadline leaves. Nothing here knows about gRPC or models.
 //!
 //! # Layout
 //! - [`config`]: [`BatchConfig`], validated settings.
 //! - [`queue`]: [`Batcher`]: admission ([`Batcher::submit`]), the batching task, shutdown.
 //! - [`worker`]: the dedicated inference thread that runs the caller's function on each batch.
 //! - [`wait`]: how long a batch may wait for more items (fixed, or adaptive).
+//! - [`cost`]: the fitted batch cost that the adaptive wait and admission read.
 //! - [`observer`]: the hook through which callers see batch and drop events (metrics).
 
 pub mod config;
+pub mod cost;
 pub mod observer;
 pub mod queue;
 pub mod wait;
@@ -29,6 +32,8 @@ pub use queue::{Batcher, Done, Ticket};
 pub enum BatchError {
     #[error("queue is full ({capacity} requests waiting); retry later")]
     QueueFull { capacity: usize },
+    #[error("{ahead} queries ahead need about {needed_ms} ms of encoding, more than the deadline leaves")]
+    DeadlineUnreachable { ahead: usize, needed_ms: u64 },
     #[error("deadline passed after {waited_ms} ms in the queue, before encoding")]
     DeadlineExceeded { waited_ms: u64 },
     #[error("server is shutting down")]

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Span;
 
+use crate::cost::CostModel;
 use crate::wait::WaitPolicy;
 use crate::{worker, BatchConfig, BatchError, DropReason, Observer};
 
@@ -62,7 +63,9 @@ pub struct Batcher<T, R> {
     tx: Mutex<Option<mpsc::UnboundedSender<Entry<T, R>>>>,
     permits: Arc<Semaphore>,
     capacity: usize,
+    max_batch_size: usize,
     wait: Arc<WaitPolicy>,
+    cost: Arc<CostModel>,
     observer: Arc<dyn Observer>,
     finished: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
 }
@@ -107,13 +110,16 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             tx: Mutex::new(Some(tx)),
             permits,
             capacity: config.queue_capacity,
+            max_batch_size: config.max_batch_size,
+            cost: wait.cost(),
             wait,
             observer,
             finished: tokio::sync::Mutex::new(Some(finished_rx)),
         }
     }
 
-    /// Admits one item costing `tokens`, or refuses at once when the queue is full or closed.
+    /// Admits one item costing `tokens`, or refuses at once when the queue is full or closed,
+    /// or when the queries ahead would take the encoder past `deadline`.
     pub fn submit(
         &self,
         item: T,
@@ -122,6 +128,9 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     ) -> Result<Ticket<R>, BatchError> {
         let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         let tx = guard.as_ref().ok_or(BatchError::Closed)?;
+        if let Some(deadline) = deadline {
+            self.check_reachable(deadline)?;
+        }
         let permit =
             self.permits
                 .clone()
@@ -142,6 +151,23 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         tx.send(entry).map_err(|_| BatchError::Closed)?;
         self.observer.queue_depth(self.depth());
         Ok(Ticket { rx })
+    }
+
+    /// Refuses now what would otherwise wait out its deadline in the queue: under overload a
+    /// big queue turns into timeouts, and the encoder's work on them is wasted. Optimistic:
+    /// the batch running now is not counted.
+    fn check_reachable(&self, deadline: Instant) -> Result<(), BatchError> {
+        let ahead = self.depth();
+        let Some(needed) = self.cost.time_to_run(ahead + 1, self.max_batch_size) else {
+            return Ok(());
+        };
+        if Instant::now() + needed > deadline {
+            return Err(BatchError::DeadlineUnreachable {
+                ahead,
+                needed_ms: needed.as_millis() as u64,
+            });
+        }
+        Ok(())
     }
 
     /// Items admitted and not yet running.

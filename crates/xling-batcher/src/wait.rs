@@ -6,8 +6,7 @@
 //!    anyway, so the next batch collects them until the encoder is free (or it is full) and
 //!    then closes at once. Holding it costs nothing: it could not have started earlier.
 //! 2. **Encoder idle: wait only on evidence that a partner comes soon.** With
-//!    `run(b) = fixed + per_item * b` fitted over the batches run (least squares, forgetting
-//!    old batches): if the first item runs alone, a second arriving `g` later waits for it
+//!    `run(b) = fixed + per_item * b` fitted over the batches run (see `cost`): if the first item runs alone, a second arriving `g` later waits for it
 //!    and answers after `2 * run(1) - g`; waiting `w` for it answers both after at most
 //!    `w + run(2)`. With `w = fixed / 2`, waiting wins exactly when `g < fixed / 2`. So the
 //!    window is `w = min(max_wait, fixed / 2)`, and the batch waits `w` only if, after most
@@ -20,32 +19,22 @@
 //! `run(1)`, so the encoder looked nearly busy). Open-loop arrivals do not depend on the
 //! answer, so their gaps show the real rate.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::cost::CostModel;
 
 /// Weight of the newest idle start in the hit rate.
 const ALPHA: f64 = 0.1;
-/// Forgetting factor of the cost regression per batch.
-const FORGET: f64 = 0.98;
 /// Share of idle starts that must have found a partner within the window.
 const HIT_RATE: f64 = 0.5;
 
 pub struct WaitPolicy {
     max_wait: Duration,
     adaptive: bool,
-    state: Mutex<Estimates>,
-}
-
-#[derive(Default)]
-struct Estimates {
+    cost: Arc<CostModel>,
     /// Running mean of "the next item came within the window" over idle starts.
-    hit_rate: Option<f64>,
-    // Decayed sums for the least-squares fit of run time (s) on batch size.
-    n: f64,
-    sx: f64,
-    sy: f64,
-    sxx: f64,
-    sxy: f64,
+    hit_rate: Mutex<Option<f64>>,
 }
 
 impl WaitPolicy {
@@ -53,24 +42,37 @@ impl WaitPolicy {
         WaitPolicy {
             max_wait,
             adaptive,
-            state: Mutex::new(Estimates::default()),
+            cost: Arc::default(),
+            hit_rate: Mutex::new(None),
         }
+    }
+
+    /// The batch cost fit, which admission reads too.
+    pub fn cost(&self) -> Arc<CostModel> {
+        self.cost.clone()
     }
 
     /// A batch opened on an idle encoder, and the next item arrived `gap` after its first.
     pub fn idle_gap(&self, gap: Duration) {
-        if self.adaptive {
-            let mut est = self.lock();
-            if let Some(window) = est.window_s(self.max_wait) {
-                est.idle_gap(gap.as_secs_f64(), window);
-            }
+        if !self.adaptive {
+            return;
+        }
+        if let Some(window) = self.window_s() {
+            let hit = if gap.as_secs_f64() <= window {
+                1.0
+            } else {
+                0.0
+            };
+            let mut rate = self.lock();
+            *rate = Some(match *rate {
+                Some(rate) => rate + ALPHA * (hit - rate),
+                None => hit,
+            });
         }
     }
 
     pub fn batch_ran(&self, size: usize, run_time: Duration) {
-        if self.adaptive {
-            self.lock().batch_ran(size as f64, run_time.as_secs_f64());
-        }
+        self.cost.observe(size, run_time);
     }
 
     /// The wait of a batch that opens on an idle encoder.
@@ -78,55 +80,20 @@ impl WaitPolicy {
         if !self.adaptive {
             return self.max_wait;
         }
-        let est = self.lock();
-        match (est.hit_rate, est.window_s(self.max_wait)) {
+        match (*self.lock(), self.window_s()) {
             (Some(hits), Some(window)) if hits >= HIT_RATE => Duration::from_secs_f64(window),
             _ => Duration::ZERO,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Estimates> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Estimates {
-    fn idle_gap(&mut self, gap_s: f64, window_s: f64) {
-        let hit = if gap_s <= window_s { 1.0 } else { 0.0 };
-        self.hit_rate = Some(match self.hit_rate {
-            Some(rate) => rate + ALPHA * (hit - rate),
-            None => hit,
-        });
-    }
-
-    fn batch_ran(&mut self, x: f64, y: f64) {
-        self.n = self.n * FORGET + 1.0;
-        self.sx = self.sx * FORGET + x;
-        self.sy = self.sy * FORGET + y;
-        self.sxx = self.sxx * FORGET + x * x;
-        self.sxy = self.sxy * FORGET + x * y;
-    }
-
-    /// `(fixed, per_item)` seconds; with one distinct batch size seen, the cost is split evenly.
-    fn cost_model(&self) -> Option<(f64, f64)> {
-        if self.n < 1.0 {
-            return None;
-        }
-        let mean_x = self.sx / self.n;
-        let mean_y = self.sy / self.n;
-        let var = self.sxx / self.n - mean_x * mean_x;
-        if var < 1e-9 {
-            return Some((mean_y / 2.0, mean_y / (2.0 * mean_x.max(1.0))));
-        }
-        let slope = ((self.sxy / self.n - mean_x * mean_y) / var).max(0.0);
-        let fixed = (mean_y - slope * mean_x).max(0.0);
-        Some((fixed, slope))
-    }
-
     /// How long a partner may take and still pay for waiting: `min(max_wait, fixed / 2)`.
-    fn window_s(&self, max_wait: Duration) -> Option<f64> {
-        let (fixed, _) = self.cost_model()?;
-        Some((fixed / 2.0).min(max_wait.as_secs_f64()))
+    fn window_s(&self) -> Option<f64> {
+        let fit = self.cost.fit()?;
+        Some((fit.fixed_s / 2.0).min(self.max_wait.as_secs_f64()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<f64>> {
+        self.hit_rate.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -175,13 +142,10 @@ mod tests {
     }
 
     #[test]
-    fn the_cost_fit_finds_fixed_and_per_item_cost() {
-        let policy = batching_pays(10 * MS);
-        let (fixed, per_item) = policy.lock().cost_model().unwrap();
-        assert!((fixed - 0.008).abs() < 1e-9 && (per_item - 0.001).abs() < 1e-9);
-        assert!((policy.lock().window_s(10 * MS).unwrap() - 0.004).abs() < 1e-9);
+    fn the_window_is_half_the_fixed_cost_capped_by_max_wait() {
+        assert!((batching_pays(10 * MS).window_s().unwrap() - 0.004).abs() < 1e-9);
         assert_eq!(
-            policy.lock().window_s(MS),
+            batching_pays(MS).window_s(),
             Some(0.001),
             "capped by max_wait"
         );

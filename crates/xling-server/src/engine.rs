@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use xling_batcher::{BatchConfig, Batcher};
+use xling_batcher::{BatchConfig, BatchError, Batcher};
 use xling_encoder::{Encoder, EncoderOptions, Mode, TextTokenizer, Tokens};
 use xling_index::{Hit, Index};
 
@@ -121,10 +121,10 @@ impl Engine {
         let ticket = self
             .batcher
             .submit(tokens, count, deadline)
-            .inspect_err(|e| {
-                if matches!(e, xling_batcher::BatchError::QueueFull { .. }) {
-                    metrics::rejected("queue_full");
-                }
+            .inspect_err(|e| match e {
+                BatchError::QueueFull { .. } => metrics::rejected("queue_full"),
+                BatchError::DeadlineUnreachable { .. } => metrics::rejected("deadline_unreachable"),
+                _ => {}
             })?;
         // Answer DEADLINE_EXCEEDED ourselves when the deadline passes while queued or encoding;
         // the batcher counts the dropped query as expired when its batch closes.

@@ -18,6 +18,9 @@ pub enum ServerError {
     /// The queue is full.
     #[error("server overloaded: {capacity} queries already waiting; retry with backoff")]
     Overloaded { capacity: usize },
+    /// The queries queued ahead would take the encoder past this one's deadline.
+    #[error("server overloaded: {ahead} queries ahead need about {needed_ms} ms of encoding, more than the deadline leaves; retry with backoff or a longer deadline")]
+    Unreachable { ahead: usize, needed_ms: u64 },
     #[error("deadline exceeded after {waited_ms} ms waiting for the encoder; increase the deadline or reduce load")]
     DeadlineExceeded { waited_ms: u64 },
     /// Loading, or draining for shutdown.
@@ -40,9 +43,9 @@ impl ServerError {
     pub fn code(&self) -> Code {
         match self {
             ServerError::InvalidArgument { .. } => Code::InvalidArgument,
-            ServerError::TooLarge { .. } | ServerError::Overloaded { .. } => {
-                Code::ResourceExhausted
-            }
+            ServerError::TooLarge { .. }
+            | ServerError::Overloaded { .. }
+            | ServerError::Unreachable { .. } => Code::ResourceExhausted,
             ServerError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             ServerError::Unavailable { .. } => Code::Unavailable,
             ServerError::Encoder { .. } | ServerError::Index { .. } => Code::Internal,
@@ -60,6 +63,9 @@ impl From<BatchError> for ServerError {
     fn from(error: BatchError) -> ServerError {
         match error {
             BatchError::QueueFull { capacity } => ServerError::Overloaded { capacity },
+            BatchError::DeadlineUnreachable { ahead, needed_ms } => {
+                ServerError::Unreachable { ahead, needed_ms }
+            }
             BatchError::DeadlineExceeded { waited_ms } => {
                 ServerError::DeadlineExceeded { waited_ms }
             }
@@ -88,6 +94,13 @@ mod tests {
         let cases = [
             (
                 BatchError::QueueFull { capacity: 3 },
+                Code::ResourceExhausted,
+            ),
+            (
+                BatchError::DeadlineUnreachable {
+                    ahead: 9,
+                    needed_ms: 70,
+                },
                 Code::ResourceExhausted,
             ),
             (

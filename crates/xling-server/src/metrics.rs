@@ -138,7 +138,9 @@ fn describe() {
 /// Event counters exist from the start, so dashboards show 0 rather than "no data" and
 /// `rate()` sees the first event.
 fn zero_counters() {
-    counter!(REJECTED, "reason" => "queue_full").absolute(0);
+    for reason in ["queue_full", "deadline_unreachable"] {
+        counter!(REJECTED, "reason" => reason).absolute(0);
+    }
     for name in [EXPIRED, CANCELLED, ENCODER_FAILURES] {
         counter!(name).absolute(0);
     }

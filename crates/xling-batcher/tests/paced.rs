@@ -1,13 +1,13 @@
-//! Adaptive wait on the real batcher, deterministically: tokio's paused clock and a simulated
-//! encoder whose batch of `b` takes `run(b) = 8 ms + 1 ms * b` of that clock (so batching pays
-//! and the idle window is `fixed / 2 = 4 ms`).
+//! The real batcher against an encoder paced by tokio's paused clock, deterministically: a
+//! batch of `b` takes `run(b) = 8 ms + 1 ms * b` of that clock (so batching pays and the idle
+//! window is `fixed / 2 = 4 ms`). Covers the adaptive wait and deadline-aware admission.
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc as tmpsc;
 use tokio::time::Instant;
-use xling_batcher::{BatchConfig, Batcher, Done, Ticket};
+use xling_batcher::{BatchConfig, BatchError, Batcher, Done, Ticket};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -156,4 +156,46 @@ async fn a_batch_stays_open_while_the_encoder_is_busy() {
         let max_queue = done.iter().map(|d| d.queue_wait).max().unwrap();
         assert_eq!(max_queue, slowest, "adaptive {adaptive}");
     }
+}
+
+/// With 20 queries queued behind a running batch, the encoder needs run(16) + run(5) = 37 ms
+/// for them and one more: a query with 20 ms left is refused at once, one with 100 ms is
+/// admitted and answered. Before the cost fit has seen two batch sizes, nothing is refused.
+#[tokio::test(start_paused = true)]
+async fn a_query_that_cannot_make_its_deadline_is_refused_at_once() {
+    let (batcher, mut encoder) = Encoder::start(false, Duration::ZERO);
+    let soon = || Some(Instant::now() + 20 * MS);
+    // Teach the cost: a batch of 1, then the 3 that queued behind it.
+    let mut tickets = vec![batcher.submit(0, 1, soon()).unwrap()];
+    let size = encoder.started.recv().await.unwrap();
+    tickets.extend((1..=3).map(|i| batcher.submit(i, 1, soon()).unwrap()));
+    for _ in 0..5 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(run(size)).await;
+    encoder.gate.send(()).unwrap();
+    encoder.run_items(3).await;
+    all(tickets).await;
+    assert_eq!(*encoder.seen.lock().unwrap(), vec![vec![0], vec![1, 2, 3]]);
+
+    let mut queued = vec![batcher.submit(10, 1, None).unwrap()];
+    let running = encoder.started.recv().await.unwrap();
+    queued.extend((11..31).map(|i| batcher.submit(i, 1, None).unwrap()));
+    assert_eq!(batcher.depth(), 20);
+    let refused = batcher.submit(99, 1, soon()).map(|_| ()).unwrap_err();
+    assert_eq!(
+        refused,
+        BatchError::DeadlineUnreachable {
+            ahead: 20,
+            needed_ms: 37
+        }
+    );
+    let admitted = batcher
+        .submit(100, 1, Some(Instant::now() + 100 * MS))
+        .unwrap();
+    queued.push(admitted);
+    tokio::time::advance(run(running)).await;
+    encoder.gate.send(()).unwrap();
+    encoder.run_items(21).await;
+    assert_eq!(all(queued).await.last().unwrap().output, 100);
 }
