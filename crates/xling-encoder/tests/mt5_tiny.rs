@@ -17,7 +17,10 @@ fn encoder() -> Encoder {
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -40,7 +43,9 @@ fn alone_or_in_a_padded_batch_gives_the_same_embedding() {
 #[test]
 fn embeddings_are_unit_length_and_differ_by_text() {
     let mut encoder = encoder();
-    let out = encoder.embed(&["ein Hund", "a cat", "ein Hund"], Mode::Passage).unwrap();
+    let out = encoder
+        .embed(&["ein Hund", "a cat", "ein Hund"], Mode::Passage)
+        .unwrap();
     assert_eq!(out.len(), 3);
     for v in &out {
         assert_eq!(v.len(), encoder.manifest().dim);
@@ -85,7 +90,9 @@ fn cuda_that_cannot_be_had_fails_loudly() {
     if std::env::var_os("ORT_DYLIB_PATH").is_some() {
         return;
     }
-    let err = Encoder::load(&model_dir(), &options).err().expect("CUDA on the CPU build must fail");
+    let err = Encoder::load(&model_dir(), &options)
+        .err()
+        .expect("CUDA on the CPU build must fail");
     assert!(err.to_string().contains("cuda:0"), "{err}");
 }
 
