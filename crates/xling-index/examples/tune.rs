@@ -12,8 +12,10 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::unit_vectors;
 use xling_index::{BuildParams, Corpus, EmbeddedCorpus, Index, Passage};
 
 const QUERIES: usize = 200;
@@ -45,17 +47,6 @@ fn main() {
         "filter" => filter(n, dim),
         other => eprintln!("unknown mode {other}; use `params` or `filter`"),
     }
-}
-
-fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(n * dim);
-    for _ in 0..n {
-        let row: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
-        out.extend(row.iter().map(|v| v / norm));
-    }
-    out
 }
 
 /// All stored embeddings of an index folder, row-major, and their dim.

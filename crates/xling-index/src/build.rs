@@ -9,7 +9,6 @@ use crate::corpus::Corpus;
 use crate::distance::{dot, UnitDot};
 use crate::error::IndexError;
 use crate::index::{Index, LanguageSlots};
-use crate::search::DEFAULT_EXACT_SUBSET_MAX;
 use crate::store::{IndexManifest, FORMAT_VERSION};
 
 /// hnsw_rs caps the number of layers at 16.
@@ -142,12 +141,7 @@ impl Index {
             m: params.m,
             ef_construction: params.ef_construction,
             count: total,
-            languages: languages
-                .codes
-                .iter()
-                .cloned()
-                .zip(languages.slots.iter().map(Vec::len))
-                .collect::<BTreeMap<_, _>>(),
+            languages: languages.counts(),
             encode_seconds,
             build_seconds,
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -155,15 +149,9 @@ impl Index {
             hnsw_basename: String::new(),
             files: BTreeMap::new(),
         };
-        Ok(Index {
-            dir: None,
-            manifest,
-            passages,
-            embeddings,
-            graph,
-            languages,
-            exact_subset_max: DEFAULT_EXACT_SUBSET_MAX,
-        })
+        Ok(Index::assemble(
+            None, manifest, passages, embeddings, graph, languages,
+        ))
     }
 
     /// A new graph over this index's passages and stored embeddings with other parameters:

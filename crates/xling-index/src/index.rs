@@ -74,9 +74,38 @@ impl LanguageSlots {
             slots,
         }
     }
+
+    /// Passages per language code, as the manifest records them.
+    pub(crate) fn counts(&self) -> std::collections::BTreeMap<String, usize> {
+        self.codes
+            .iter()
+            .cloned()
+            .zip(self.slots.iter().map(Vec::len))
+            .collect()
+    }
 }
 
 impl Index {
+    /// The one place an `Index` is put together, built in memory (`dir` None) or loaded.
+    pub(crate) fn assemble(
+        dir: Option<PathBuf>,
+        manifest: IndexManifest,
+        passages: Vec<Passage>,
+        embeddings: Vec<f32>,
+        graph: Graph,
+        languages: LanguageSlots,
+    ) -> Index {
+        Index {
+            dir,
+            manifest,
+            passages,
+            embeddings,
+            graph,
+            languages,
+            exact_subset_max: DEFAULT_EXACT_SUBSET_MAX,
+        }
+    }
+
     /// Loads an index folder written by [`Index::save`], verifying every file's checksum first.
     pub fn load(dir: &Path) -> Result<Index, IndexError> {
         let manifest = IndexManifest::read(dir)?;
@@ -102,27 +131,20 @@ impl Index {
         let embeddings = read_embeddings(&dir.join(EMBEDDINGS_FILE), manifest.count, manifest.dim)?;
         let graph = load_graph(dir, &manifest)?;
         let languages = LanguageSlots::new(&passages);
-        let counted: std::collections::BTreeMap<String, usize> = languages
-            .codes
-            .iter()
-            .cloned()
-            .zip(languages.slots.iter().map(Vec::len))
-            .collect();
-        if counted != manifest.languages {
+        if languages.counts() != manifest.languages {
             return Err(IndexError::corrupt(
                 dir.join(PASSAGES_FILE),
                 "language counts differ from index.json",
             ));
         }
-        Ok(Index {
-            dir: Some(dir.to_path_buf()),
+        Ok(Index::assemble(
+            Some(dir.to_path_buf()),
             manifest,
             passages,
             embeddings,
             graph,
             languages,
-            exact_subset_max: DEFAULT_EXACT_SUBSET_MAX,
-        })
+        ))
     }
 
     /// Writes the index to `dir` through a temporary sibling folder renamed into place, so a
