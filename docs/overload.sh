@@ -3,7 +3,7 @@
 # Usage: docs/overload.sh QUEUE_CAPACITY OUTDIR   (from the repository root, after
 # `cargo build --release -p xling` and scripts/setup.sh: default model and demo index)
 set -u
-X=./target/release/xling
+X=${XLING_BINARY:-./target/release/xling}
 CAP=$1
 OUT=$2
 PORT=50061

@@ -154,11 +154,14 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 
     /// Refuses now what would otherwise wait out its deadline in the queue: under overload a
-    /// big queue turns into timeouts, and the encoder's work on them is wasted. Optimistic:
-    /// the batch running now is not counted.
+    /// big queue turns into timeouts, and the encoder's work on them is wasted. With others
+    /// queued the encoder is busy, and the batch it runs is no longer in the queue: count
+    /// one full batch for it (without it, a quarter of the admitted still expired at 3x load).
     fn check_reachable(&self, deadline: Instant) -> Result<(), BatchError> {
         let ahead = self.depth();
-        let Some(needed) = self.cost.time_to_run(ahead + 1, self.max_batch_size) else {
+        let running = if ahead > 0 { self.max_batch_size } else { 0 };
+        let items = ahead + 1 + running;
+        let Some(needed) = self.cost.time_to_run(items, self.max_batch_size) else {
             return Ok(());
         };
         if Instant::now() + needed > deadline {

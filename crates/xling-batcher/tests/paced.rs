@@ -158,9 +158,10 @@ async fn a_batch_stays_open_while_the_encoder_is_busy() {
     }
 }
 
-/// With 20 queries queued behind a running batch, the encoder needs run(16) + run(5) = 37 ms
-/// for them and one more: a query with 20 ms left is refused at once, one with 100 ms is
-/// admitted and answered. Before the cost fit has seen two batch sizes, nothing is refused.
+/// With 20 queries queued behind a running batch (counted as a full one), the encoder needs
+/// 2 x run(16) + run(5) = 61 ms for them and one more: a query with 50 ms left is refused at
+/// once, one with 100 ms is admitted and answered. Before the cost fit has seen two batch
+/// sizes, nothing is refused.
 #[tokio::test(start_paused = true)]
 async fn a_query_that_cannot_make_its_deadline_is_refused_at_once() {
     let (batcher, mut encoder) = Encoder::start(false, Duration::ZERO);
@@ -182,12 +183,15 @@ async fn a_query_that_cannot_make_its_deadline_is_refused_at_once() {
     let running = encoder.started.recv().await.unwrap();
     queued.extend((11..31).map(|i| batcher.submit(i, 1, None).unwrap()));
     assert_eq!(batcher.depth(), 20);
-    let refused = batcher.submit(99, 1, soon()).map(|_| ()).unwrap_err();
+    let refused = batcher
+        .submit(99, 1, Some(Instant::now() + 50 * MS))
+        .map(|_| ())
+        .unwrap_err();
     assert_eq!(
         refused,
         BatchError::DeadlineUnreachable {
             ahead: 20,
-            needed_ms: 37
+            needed_ms: 61
         }
     );
     let admitted = batcher
