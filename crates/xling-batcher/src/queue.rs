@@ -156,7 +156,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Refuses now what would otherwise wait out its deadline in the queue: under overload a
     /// big queue turns into timeouts, and the encoder's work on them is wasted. With others
     /// queued the encoder is busy, and the batch it runs is no longer in the queue: count
-    /// one full batch for it (without it, a quarter of the admitted still expired at 3x load).
+    /// one full batch for it. Still optimistic: gaps between batches are not in the fit.
     fn check_reachable(&self, deadline: Instant) -> Result<(), BatchError> {
         let ahead = self.depth();
         let running = if ahead > 0 { self.max_batch_size } else { 0 };
