@@ -6,11 +6,12 @@
 //!    anyway, so the next batch collects them until the encoder is free (or it is full) and
 //!    then closes at once. Holding it costs nothing: it could not have started earlier.
 //! 2. **Encoder idle: wait only on evidence that a partner comes soon.** With
-//!    `run(b) = fixed + per_item * b` fitted over the batches run (see `cost`): if the first item runs alone, a second arriving `g` later waits for it
-//!    and answers after `2 * run(1) - g`; waiting `w` for it answers both after at most
-//!    `w + run(2)`. With `w = fixed / 2`, waiting wins exactly when `g < fixed / 2`. So the
-//!    window is `w = min(max_wait, fixed / 2)`, and the batch waits `w` only if, after most
-//!    recent idle starts (running mean of hits >= 1/2), the next item arrived within `w`.
+//!    `run(b) = fixed + per_item * b` fitted over the batches run (see `cost`): if the first
+//!    item runs alone, a second arriving `g` later waits for it and answers after
+//!    `2 * run(1) - g`; waiting `w` for it answers both after at most `w + run(2)`. With
+//!    `w = fixed / 2`, waiting wins exactly when `g < fixed / 2`. So the window is
+//!    `w = min(max_wait, fixed / 2)`, and the batch waits `w` only if, after most recent idle
+//!    starts (running mean of hits >= 1/2), the next item arrived within `w`.
 //!
 //! The evidence is the gap from the first item of an idle-started batch to the next arrival,
 //! not the mean gap between arrivals: in a closed loop the next request is only sent after the

@@ -128,18 +128,17 @@ impl Dataset {
         }
         let dataset = builder.finish(languages);
         // Nothing to rank or nothing to ask: say so now rather than fail or score NaN later.
-        let missing = match (dataset.candidates.is_empty(), dataset.questions.is_empty()) {
-            (true, _) => Some("candidate sentences"),
-            (false, true) => Some("questions"),
-            (false, false) => None,
+        let missing = if dataset.candidates.is_empty() {
+            "candidate sentences"
+        } else if dataset.questions.is_empty() {
+            "questions"
+        } else {
+            return Ok(dataset);
         };
-        match missing {
-            Some(what) => Err(EvalError::Dataset {
-                path: dir.to_path_buf(),
-                message: format!("no {what} in the selected files"),
-            }),
-            None => Ok(dataset),
-        }
+        Err(EvalError::Dataset {
+            path: dir.to_path_buf(),
+            message: format!("no {missing} in the selected files"),
+        })
     }
 
     /// The relevant candidates of `question` among candidates in `pool` languages.

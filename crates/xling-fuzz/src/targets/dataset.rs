@@ -21,7 +21,7 @@ use xling_eval::protocol::settings;
 use xling_eval::{Dataset, EvalError, LoadOptions};
 use xling_index::Corpus;
 
-use crate::targets::{join, parts, remove_if_present, write_fresh};
+use crate::targets::{framed, remove_if_present, unframe, write_fresh};
 use crate::text::text;
 use crate::{Outcome, Target};
 
@@ -194,7 +194,7 @@ impl Target for DatasetTarget {
         let files: Vec<Vec<u8>> = (0..FILES.len())
             .map(|i| {
                 let from_seed = seed
-                    .and_then(|s| parts(s.get(1..).unwrap_or_default()).nth(i))
+                    .and_then(|s| unframe(s).1.nth(i))
                     .and_then(|f| serde_json::from_slice::<Value>(f).ok());
                 let mut file = from_seed.unwrap_or_else(|| squad_file(rng));
                 if i == changed {
@@ -208,9 +208,7 @@ impl Target for DatasetTarget {
                 file.to_string().into_bytes()
             })
             .collect();
-        let mut input = vec![rng.gen()];
-        input.extend(join(&files));
-        input
+        framed(rng.gen(), &files)
     }
 
     fn dictionary(&self) -> &'static [&'static [u8]] {
@@ -236,11 +234,9 @@ impl Target for DatasetTarget {
     }
 
     fn check(&mut self, input: &[u8]) -> Result<Outcome, String> {
-        let (options, body) = match input.split_first() {
-            Some((&byte, body)) => (options(byte), body),
-            None => (LoadOptions::default(), input),
-        };
-        let files: Vec<&[u8]> = parts(body).collect();
+        let (settings, files) = unframe(input);
+        let options = settings.map_or_else(LoadOptions::default, options);
+        let files: Vec<&[u8]> = files.collect();
         let present = self.write(&files)?;
         self.judge(&options, &present, Dataset::load(&self.data(), &options))
     }

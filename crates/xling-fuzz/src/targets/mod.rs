@@ -67,4 +67,19 @@ pub(crate) fn join(parts: &[Vec<u8>]) -> Vec<u8> {
     parts.join(&SEPARATOR)
 }
 
+/// A multi-part input as the targets lay it out: one leading byte of settings, then the parts.
+pub(crate) fn framed(settings: u8, parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut input = vec![settings];
+    input.extend(join(parts));
+    input
+}
+
+/// The settings byte of a [`framed`] input (none when it is empty) and its parts.
+pub(crate) fn unframe(input: &[u8]) -> (Option<u8>, impl Iterator<Item = &[u8]>) {
+    match input.split_first() {
+        Some((&settings, body)) => (Some(settings), parts(body)),
+        None => (None, parts(input)),
+    }
+}
+
 const SEPARATOR: u8 = 0xff;

@@ -22,7 +22,7 @@ use rand::Rng;
 use xling_batcher::{BatchConfig, BatchStats, Batcher, Observer};
 use xling_encoder::{Device, Encoder, EncoderOptions, Mode, TextTokenizer, Tokens};
 
-use crate::targets::{join, parts};
+use crate::targets::{framed, unframe};
 use crate::text::text;
 use crate::{Outcome, Target};
 
@@ -186,9 +186,7 @@ impl Target for TokenizeBatch {
             _ => rng.gen_range(1..8),
         };
         let texts: Vec<Vec<u8>> = (0..n).map(|_| text(rng).into_bytes()).collect();
-        let mut input = vec![rng.gen()];
-        input.extend(join(&texts));
-        input
+        framed(rng.gen(), &texts)
     }
 
     fn dictionary(&self) -> &'static [&'static [u8]] {
@@ -204,12 +202,12 @@ impl Target for TokenizeBatch {
     }
 
     fn check(&mut self, input: &[u8]) -> Result<Outcome, String> {
-        let (mode, body) = match input.split_first() {
-            Some((&m, body)) if m & 1 == 1 => (Mode::Passage, body),
-            Some((_, body)) => (Mode::Query, body),
-            None => (Mode::Query, input),
+        let (settings, texts) = unframe(input);
+        let mode = match settings {
+            Some(m) if m & 1 == 1 => Mode::Passage,
+            _ => Mode::Query,
         };
-        let texts: Vec<String> = parts(body)
+        let texts: Vec<String> = texts
             .take(MAX_ITEMS)
             .map(|t| String::from_utf8_lossy(t).into_owned())
             .collect();
