@@ -14,6 +14,8 @@ pub struct BatchConfig {
     pub max_batch_tokens: usize,
     /// Choose the wait from the observed arrival rate and batch cost, up to `max_wait`.
     pub adaptive_wait: bool,
+    /// Run a closed batch as length-sorted runs when the padding saved pays for the extra runs.
+    pub split_by_length: bool,
 }
 
 impl Default for BatchConfig {
@@ -24,6 +26,7 @@ impl Default for BatchConfig {
             queue_capacity: 1024,
             max_batch_tokens: 0,
             adaptive_wait: false,
+            split_by_length: true,
         }
     }
 }

@@ -6,26 +6,31 @@
 //! current one runs, so batching overlaps inference. Requests whose caller went away or whose
 //! deadline passed are dropped before inference. The queue is bounded: a full queue refuses at
 //! once instead of growing, and so does admission when the queue ahead of a query would take
-//! the encoder longer than the query's deadline leaves. Nothing here knows about gRPC or models.
+//! the encoder longer than the query's deadline leaves. A closed batch may run as several
+//! length-sorted runs when that saves more padding than it costs. Nothing here knows about
+//! gRPC or models.
 //!
 //! # Layout
 //! - [`config`]: [`BatchConfig`], validated settings.
 //! - [`queue`]: [`Batcher`]: admission ([`Batcher::submit`]), the batching task, shutdown.
 //! - [`worker`]: the dedicated inference thread that runs the caller's function on each batch.
 //! - [`wait`]: how long a batch may wait for more items (fixed, or adaptive).
-//! - [`cost`]: the fitted batch cost that the adaptive wait and admission read.
+//! - [`split`]: cutting a batch into length-sorted runs when padding costs more than a run.
+//! - [`cost`]: the fitted batch cost that the adaptive wait, admission and the split read.
 //! - [`observer`]: the hook through which callers see batch and drop events (metrics).
 
 pub mod config;
 pub mod cost;
 pub mod observer;
 pub mod queue;
+pub mod split;
 pub mod wait;
 pub mod worker;
 
 pub use config::BatchConfig;
 pub use observer::{BatchStats, DropReason, Observer};
 pub use queue::{Batcher, Done, Ticket};
+pub use split::TimedRun;
 
 /// Why a submitted item got no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tracing::Span;
 
 use crate::cost::CostModel;
+use crate::split::{LengthSplit, TimedRun};
 use crate::wait::WaitPolicy;
 use crate::{worker, BatchConfig, BatchError, DropReason, Observer};
 
@@ -66,6 +67,7 @@ pub struct Batcher<T, R> {
     max_batch_size: usize,
     wait: Arc<WaitPolicy>,
     cost: Arc<CostModel>,
+    split: Option<Arc<LengthSplit>>,
     observer: Arc<dyn Observer>,
     finished: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
 }
@@ -86,6 +88,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         observer.wait_chosen(wait.current());
         // Batches handed to the inference thread and not yet run: 0 means the encoder is free.
         let in_flight = Arc::new(watch::Sender::new(0usize));
+        let split = config.split_by_length.then(Arc::<LengthSplit>::default);
         worker::spawn(
             batch_rx,
             process,
@@ -94,6 +97,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 permits: permits.clone(),
                 capacity: config.queue_capacity,
                 wait: wait.clone(),
+                split: split.clone(),
                 in_flight: in_flight.clone(),
             },
             finished_tx,
@@ -113,6 +117,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             max_batch_size: config.max_batch_size,
             cost: wait.cost(),
             wait,
+            split,
             observer,
             finished: tokio::sync::Mutex::new(Some(finished_rx)),
         }
@@ -171,6 +176,14 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             });
         }
         Ok(())
+    }
+
+    /// Encoder runs timed before serving (shapes the live load may never show), so the length
+    /// split knows the per-token cost from the start. Ignored when the split is off.
+    pub fn calibrate(&self, runs: &[TimedRun]) {
+        if let Some(split) = &self.split {
+            runs.iter().for_each(|&run| split.prime(run));
+        }
     }
 
     /// Items admitted and not yet running.

@@ -1,5 +1,6 @@
 //! The inference thread: runs the caller's function on one batch at a time, off the async
-//! runtime, and answers every item of the batch.
+//! runtime, and answers every item of the batch. A batch may run as several length-sorted
+//! runs (see `split`); each run is answered as soon as it finishes.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -9,6 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
 use crate::queue::{Done, Entry};
+use crate::split::LengthSplit;
 use crate::wait::WaitPolicy;
 use crate::{BatchError, BatchStats, DropReason, Observer};
 
@@ -17,6 +19,8 @@ pub(crate) struct Shared {
     pub permits: Arc<Semaphore>,
     pub capacity: usize,
     pub wait: Arc<WaitPolicy>,
+    /// Present when batches are split by length.
+    pub split: Option<Arc<LengthSplit>>,
     /// Batches sent and not yet run; decremented as soon as the encoder is free.
     pub in_flight: Arc<watch::Sender<usize>>,
 }
@@ -65,13 +69,28 @@ where
         shared.in_flight.send_modify(|n| *n -= 1);
         return;
     }
-    let started = Instant::now();
     for entry in &mut batch {
         entry.permit.take();
     }
     shared
         .observer
         .queue_depth(shared.capacity - shared.permits.available_permits());
+    let runs = match &shared.split {
+        Some(split) => split.cut(batch, |e| e.tokens),
+        None => vec![batch],
+    };
+    let last = runs.len() - 1;
+    for (i, run) in runs.into_iter().enumerate() {
+        run_one(run, process, shared, i == last);
+    }
+}
+
+/// Runs one run of a batch and answers its items; `last` frees the encoder for the next batch.
+fn run_one<T, R, F>(batch: Vec<Entry<T, R>>, process: &mut F, shared: &Shared, last: bool)
+where
+    F: FnMut(&[&T]) -> Result<Vec<R>, String>,
+{
+    let started = Instant::now();
     let span = tracing::debug_span!("batch", size = batch.len());
     for entry in &batch {
         span.follows_from(entry.span.id());
@@ -81,9 +100,11 @@ where
         catch_unwind(AssertUnwindSafe(|| process(&items)))
     });
     let run_time = started.elapsed();
-    shared.in_flight.send_modify(|n| *n -= 1);
+    if last {
+        shared.in_flight.send_modify(|n| *n -= 1);
+    }
     let size = batch.len();
-    let padded_tokens = batch.iter().map(|e| e.tokens).max().unwrap_or(0) * size;
+    let longest = batch.iter().map(|e| e.tokens).max().unwrap_or(0);
     let outputs = match outcome {
         Ok(Ok(outputs)) if outputs.len() == size => Ok(outputs),
         Ok(Ok(outputs)) => Err(format!("{} outputs for {size} inputs", outputs.len())),
@@ -91,9 +112,12 @@ where
         Err(panic) => Err(format!("inference panicked: {}", panic_message(&panic))),
     };
     shared.wait.batch_ran(size, run_time);
+    if let Some(split) = &shared.split {
+        split.observe(size, longest, run_time);
+    }
     shared.observer.batch_done(BatchStats {
         size,
-        padded_tokens,
+        padded_tokens: longest * size,
         run_time,
         failed: outputs.is_err(),
     });

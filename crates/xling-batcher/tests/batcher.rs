@@ -46,6 +46,7 @@ fn config(max_batch_size: usize, max_wait_ms: u64) -> BatchConfig {
         queue_capacity: 64,
         max_batch_tokens: 0,
         adaptive_wait: false,
+        split_by_length: true,
     }
 }
 

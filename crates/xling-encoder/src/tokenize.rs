@@ -30,6 +30,24 @@ impl Tokens {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+
+    /// Exactly `len` ids for benchmarks and calibration: the first (special) id, the content
+    /// ids repeated, the last id. `None` when there is no content to repeat or `len < 2`.
+    pub fn stretched(&self, len: usize) -> Option<Tokens> {
+        let ids = &self.ids;
+        let (&first, &last) = (ids.first()?, ids.last()?);
+        let content = ids
+            .get(1..ids.len().saturating_sub(1))
+            .filter(|c| !c.is_empty() && len >= 2)?;
+        let mut out = Vec::with_capacity(len);
+        out.push(first);
+        out.extend(content.iter().cycle().take(len - 2));
+        out.push(last);
+        Some(Tokens {
+            ids: out,
+            truncated: false,
+        })
+    }
 }
 
 /// Cheap to clone and shareable across threads: request handlers tokenize before queueing, so
@@ -80,5 +98,27 @@ impl TextTokenizer {
             ids: encoding.get_ids().iter().map(|&id| i64::from(id)).collect(),
             truncated: !encoding.get_overflowing().is_empty(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stretched_gives_exactly_the_length_asked() {
+        let sample = Tokens {
+            ids: vec![0, 10, 11, 12, 2],
+            truncated: false,
+        };
+        let t = sample.stretched(8).unwrap();
+        assert_eq!(t.ids, vec![0, 10, 11, 12, 10, 11, 12, 2]);
+        assert_eq!(sample.stretched(2).unwrap().ids, vec![0, 2]);
+        let bare = Tokens {
+            ids: vec![0, 2],
+            truncated: false,
+        };
+        assert!(bare.stretched(4).is_none());
+        assert!(sample.stretched(1).is_none());
     }
 }

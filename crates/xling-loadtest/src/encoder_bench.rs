@@ -73,7 +73,8 @@ impl EncoderBench {
         let sample = encoder.tokenizer().tokenize(SAMPLE, Mode::Passage)?;
         let mut rows = Vec::new();
         for &seq in &self.seq_lens {
-            let tokens = exact_length(&sample, seq)
+            let tokens = sample
+                .stretched(seq)
                 .ok_or_else(|| fail("the tokenizer gave too few tokens for the sample".into()))?;
             for &batch in &self.batch_sizes {
                 let inputs: Vec<&Tokens> = vec![&tokens; batch];
@@ -106,23 +107,6 @@ impl EncoderBench {
             rows,
         })
     }
-}
-
-/// `seq` ids: the sample's first (special) token, its content ids repeated, its last token.
-fn exact_length(sample: &Tokens, seq: usize) -> Option<Tokens> {
-    let ids = &sample.ids;
-    let (&first, &last) = (ids.first()?, ids.last()?);
-    let content = ids
-        .get(1..ids.len().saturating_sub(1))
-        .filter(|c| !c.is_empty())?;
-    let mut out = Vec::with_capacity(seq);
-    out.push(first);
-    out.extend(content.iter().cycle().take(seq - 2));
-    out.push(last);
-    Some(Tokens {
-        ids: out,
-        truncated: false,
-    })
 }
 
 fn row(batch: usize, seq: usize, times: &mut [f64]) -> BenchRow {
@@ -168,22 +152,6 @@ pub fn table_row(r: &BenchRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn builds_inputs_of_exact_length() {
-        let sample = Tokens {
-            ids: vec![0, 10, 11, 12, 2],
-            truncated: false,
-        };
-        let t = exact_length(&sample, 8).unwrap();
-        assert_eq!(t.ids, vec![0, 10, 11, 12, 10, 11, 12, 2]);
-        assert_eq!(exact_length(&sample, 2).unwrap().ids, vec![0, 2]);
-        let bare = Tokens {
-            ids: vec![0, 2],
-            truncated: false,
-        };
-        assert!(exact_length(&bare, 4).is_none());
-    }
 
     #[test]
     fn row_reports_throughput_from_mean_time() {

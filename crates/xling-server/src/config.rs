@@ -57,6 +57,10 @@ pub struct Settings {
     /// [default: false]
     #[arg(long, env = "XLING_ADAPTIVE_WAIT", num_args = 0..=1, default_missing_value = "true")]
     pub adaptive_wait: Option<bool>,
+    /// Run a closed batch as length-sorted runs when the padding saved (fitted per-token
+    /// cost) pays for the extra runs. [default: true]
+    #[arg(long, env = "XLING_SPLIT_BY_LENGTH", num_args = 0..=1, default_missing_value = "true")]
+    pub split_by_length: Option<bool>,
     /// Largest top_k a request may ask for. [default: 100]
     #[arg(long, env = "XLING_MAX_TOP_K")]
     pub max_top_k: Option<u32>,
@@ -135,6 +139,7 @@ impl Settings {
             queue_capacity,
             max_batch_tokens,
             adaptive_wait,
+            split_by_length,
             max_top_k,
             max_batch_queries,
             max_text_bytes,
@@ -191,6 +196,7 @@ impl Settings {
                 queue_capacity: self.queue_capacity.unwrap_or(1024),
                 max_batch_tokens: self.max_batch_tokens.unwrap_or(0),
                 adaptive_wait: self.adaptive_wait.unwrap_or(false),
+                split_by_length: self.split_by_length.unwrap_or(true),
             },
             limits: Limits {
                 max_top_k: self.max_top_k.unwrap_or(100),

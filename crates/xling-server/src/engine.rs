@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use xling_batcher::{BatchConfig, BatchError, Batcher};
+use xling_batcher::{BatchConfig, BatchError, Batcher, TimedRun};
 use xling_encoder::{Encoder, EncoderOptions, Mode, TextTokenizer, Tokens};
 use xling_index::{Hit, Index};
 
@@ -34,6 +34,59 @@ pub struct Embedded {
     pub batch_size: usize,
 }
 
+/// What `Engine::load_parts` hands to `Engine::start`.
+pub struct Parts {
+    pub encoder: Encoder,
+    pub index: Index,
+    pub calibration: Vec<TimedRun>,
+}
+
+/// Batch shapes (rows, tokens) timed at startup, so the length split knows the per-token
+/// cost across shapes that live traffic (full batches of similar queries) may never show.
+/// At least 4 rows: on a CPU a run of 1-2 rows leaves intra-op threads idle and costs about
+/// twice as much per token, which would make the fit see no fixed cost at all.
+const CALIBRATION: [(usize, usize); 4] = [(4, 16), (4, 48), (16, 16), (16, 32)];
+const CALIBRATION_TEXT: &str = "A calibration sentence, repeated to each length timed.";
+/// Timed runs per shape; the fastest counts.
+const CALIBRATION_RUNS: usize = 3;
+
+fn calibrate(encoder: &mut Encoder) -> anyhow::Result<Vec<TimedRun>> {
+    let sample = encoder
+        .tokenizer()
+        .tokenize(CALIBRATION_TEXT, Mode::Passage)?;
+    let max_length = encoder.manifest().max_length;
+    let batches = CALIBRATION
+        .iter()
+        .map(|&(rows, len)| {
+            let tokens = sample
+                .stretched(len.min(max_length))
+                .context("the tokenizer gave no content tokens for the calibration text")?;
+            Ok((rows, tokens))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // The first runs after loading are slow (thread pool, memory arena): warm up untimed on
+    // the largest shape.
+    if let Some((rows, tokens)) = batches.last() {
+        encoder.encode(&vec![tokens; *rows])?;
+    }
+    let mut runs = Vec::with_capacity(batches.len());
+    for (rows, tokens) in &batches {
+        let batch = vec![tokens; *rows];
+        let mut fastest = Duration::MAX;
+        for _ in 0..CALIBRATION_RUNS {
+            let started = Instant::now();
+            encoder.encode(&batch)?;
+            fastest = fastest.min(started.elapsed());
+        }
+        runs.push(TimedRun {
+            rows: *rows,
+            longest: tokens.len(),
+            run_time: fastest,
+        });
+    }
+    Ok(runs)
+}
+
 pub struct Engine {
     batcher: Batcher<Tokens, Vec<f32>>,
     tokenizer: TextTokenizer,
@@ -44,8 +97,8 @@ pub struct Engine {
 
 impl Engine {
     /// Loads the model and index (blocking: call from a blocking thread), checks that they
-    /// belong together and warms the encoder up.
-    pub fn load_parts(config: &Config) -> anyhow::Result<(Encoder, Index)> {
+    /// belong together, and warms the encoder up by timing a few batch shapes.
+    pub fn load_parts(config: &Config) -> anyhow::Result<Parts> {
         let options = EncoderOptions {
             device: config.device,
             intra_threads: config.intra_threads,
@@ -57,24 +110,29 @@ impl Engine {
         let manifest = encoder.manifest();
         index.check_model(&manifest.id, manifest.dim)?;
         let started = Instant::now();
-        encoder
-            .embed(
-                &[
-                    "warm-up",
-                    "a longer warm-up text, so that the graph sees two lengths",
-                ],
-                Mode::Query,
-            )
-            .context("model warm-up failed")?;
+        let calibration = calibrate(&mut encoder).context("model warm-up failed")?;
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
+            runs = ?calibration
+                .iter()
+                .map(|r| format!("{}x{}: {:.1} ms", r.rows, r.longest, r.run_time.as_secs_f64() * 1e3))
+                .collect::<Vec<_>>(),
             "encoder warmed up"
         );
-        Ok((encoder, index))
+        Ok(Parts {
+            encoder,
+            index,
+            calibration,
+        })
     }
 
-    /// Starts the batcher around `encoder` (needs a tokio runtime).
-    pub fn start(encoder: Encoder, index: Index, batching: BatchConfig) -> Engine {
+    /// Starts the batcher around the loaded encoder (needs a tokio runtime).
+    pub fn start(parts: Parts, batching: BatchConfig) -> Engine {
+        let Parts {
+            encoder,
+            index,
+            calibration,
+        } = parts;
         let manifest = encoder.manifest();
         let model = ModelInfo {
             id: manifest.id.clone(),
@@ -91,6 +149,7 @@ impl Engine {
             Arc::new(metrics::BatchMetrics),
             move |batch: &[&Tokens]| encoder.encode(batch).map_err(|e| e.to_string()),
         );
+        batcher.calibrate(&calibration);
         Engine {
             batcher,
             tokenizer,

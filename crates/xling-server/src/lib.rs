@@ -186,9 +186,8 @@ async fn load(
     health: tonic_health::server::HealthReporter,
 ) -> anyhow::Result<()> {
     let loader_config = config.clone();
-    let (encoder, index) =
-        tokio::task::spawn_blocking(move || Engine::load_parts(&loader_config)).await??;
-    let engine = Engine::start(encoder, index, config.batching.clone());
+    let parts = tokio::task::spawn_blocking(move || Engine::load_parts(&loader_config)).await??;
+    let engine = Engine::start(parts, config.batching.clone());
     tracing::info!(
         model = %engine.model.id,
         device = %engine.model.device,

@@ -241,6 +241,7 @@ impl Retrieval for RetrievalService {
                     queue_capacity: batching.queue_capacity as u32,
                     max_batch_tokens: batching.max_batch_tokens as u32,
                     adaptive_wait: batching.adaptive_wait,
+                    split_by_length: batching.split_by_length,
                 }),
                 device: engine.model.device.clone(),
                 version: env!("CARGO_PKG_VERSION").into(),

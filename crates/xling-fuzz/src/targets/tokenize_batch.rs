@@ -38,19 +38,20 @@ const SAME_IDS_TOLERANCE: f32 = 1e-4;
 /// Batching settings from "one at a time" to large adaptive batches and tight token budgets
 /// (below the model's 512 tokens, so that one long text must run alone).
 pub fn configs() -> Vec<BatchConfig> {
-    let config = |size, wait_us, tokens, adaptive| BatchConfig {
+    let config = |size, wait_us, tokens, adaptive, split| BatchConfig {
         max_batch_size: size,
         max_wait: Duration::from_micros(wait_us),
         queue_capacity: 1024,
         max_batch_tokens: tokens,
         adaptive_wait: adaptive,
+        split_by_length: split,
     };
     vec![
-        config(4, 200, 0, false),
-        config(8, 1_000, 256, false),
-        config(1, 0, 0, false),
-        config(32, 2_000, 0, true),
-        config(3, 50, 1_024, false),
+        config(4, 200, 0, false, false),
+        config(8, 1_000, 256, false, true),
+        config(1, 0, 0, false, true),
+        config(32, 2_000, 0, true, true),
+        config(3, 50, 1_024, false, false),
     ]
 }
 

@@ -34,6 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_batch_size = config.batching.max_batch_size,
         max_wait_us = config.batching.max_wait.as_micros() as u64,
         adaptive_wait = config.batching.adaptive_wait,
+        split_by_length = config.batching.split_by_length,
         "starting xling"
     );
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
