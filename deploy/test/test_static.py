@@ -27,6 +27,7 @@ CONTRACT_METRICS = [
     "xling_query_tokens", "xling_queue_depth", "xling_in_flight_requests",
     "xling_rejected_total", "xling_expired_total", "xling_cancelled_total",
     "xling_index_passages", "xling_batch_max_wait_seconds", "xling_build_info",
+    "xling_batches_split_total",
     "process_cpu_seconds_total", "process_resident_memory_bytes",
 ]
 

@@ -67,9 +67,11 @@ def ratio(num: float, den: float) -> float | str:
 
 class Server:
     """One `xling serve` process; ready once a Search answers OK (metrics come up before the
-    model has loaded, and the server answers UNAVAILABLE until then)."""
+    model has loaded, and the server answers UNAVAILABLE until then). `extra` flags (and the
+    grid's `server_args`) go last, so they win."""
 
-    def __init__(self, grid: dict, model: dict, mbs: int, wait_us: int, adaptive: bool, log: Path):
+    def __init__(self, grid: dict, model: dict, mbs: int, wait_us: int, adaptive: bool, log: Path,
+                 extra: list[str] | None = None):  # fmt: skip
         g = grid
         self.grpc = f"127.0.0.1:{g.get('grpc_port', 50151)}"
         self.metrics_url = f"http://127.0.0.1:{g.get('metrics_port', 9564)}/metrics"
@@ -80,6 +82,7 @@ class Server:
             "--intra-threads", str(g.get("intra_threads", 0)), "--max-batch-size", str(mbs),
             "--max-wait-us", str(wait_us), "--queue-capacity", str(g.get("queue_capacity", 4096)),
             "--adaptive-wait", "true" if adaptive else "false", "--log-format", "json",
+            *g.get("server_args", []), *(extra or []),
         ]  # fmt: skip
         self.log = open(log, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)

@@ -23,6 +23,9 @@ pub struct BatchStats {
 /// implementations cheap and non-blocking.
 pub trait Observer: Send + Sync + 'static {
     fn batch_done(&self, _stats: BatchStats) {}
+    /// A closed batch runs as `runs` (> 1) length-sorted runs, each then reported by
+    /// `batch_done`.
+    fn batch_split(&self, _runs: usize) {}
     fn dropped(&self, _reason: DropReason) {}
     fn queue_depth(&self, _depth: usize) {}
     fn wait_chosen(&self, _wait: Duration) {}

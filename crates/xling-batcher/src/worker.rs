@@ -79,6 +79,9 @@ where
         Some(split) => split.cut(batch, |e| e.tokens),
         None => vec![batch],
     };
+    if runs.len() > 1 {
+        shared.observer.batch_split(runs.len());
+    }
     let last = runs.len() - 1;
     for (i, run) in runs.into_iter().enumerate() {
         run_one(run, process, shared, i == last);

@@ -20,6 +20,7 @@ pub const ENCODE_DURATION: &str = "xling_encode_duration_seconds";
 pub const SEARCH_DURATION: &str = "xling_search_duration_seconds";
 pub const BATCH_SIZE: &str = "xling_batch_size";
 pub const BATCH_TOKENS: &str = "xling_batch_tokens";
+pub const BATCHES_SPLIT: &str = "xling_batches_split_total";
 pub const QUERY_TOKENS: &str = "xling_query_tokens";
 pub const QUEUE_DEPTH: &str = "xling_queue_depth";
 pub const IN_FLIGHT: &str = "xling_in_flight_requests";
@@ -94,6 +95,10 @@ fn describe() {
         "Index search time per query."
     );
     describe_histogram!(BATCH_SIZE, "Queries per encoded batch.");
+    describe_counter!(
+        BATCHES_SPLIT,
+        "Closed batches run as several length-sorted runs to save padding."
+    );
     describe_histogram!(
         BATCH_TOKENS,
         "Padded tokens per encoded batch (longest x count)."
@@ -141,7 +146,7 @@ fn zero_counters() {
     for reason in ["queue_full", "deadline_unreachable"] {
         counter!(REJECTED, "reason" => reason).absolute(0);
     }
-    for name in [EXPIRED, CANCELLED, ENCODER_FAILURES] {
+    for name in [EXPIRED, CANCELLED, ENCODER_FAILURES, BATCHES_SPLIT] {
         counter!(name).absolute(0);
     }
 }
@@ -288,6 +293,10 @@ impl Observer for BatchMetrics {
         if stats.failed {
             counter!(ENCODER_FAILURES).increment(1);
         }
+    }
+
+    fn batch_split(&self, _runs: usize) {
+        counter!(BATCHES_SPLIT).increment(1);
     }
 
     fn dropped(&self, reason: DropReason) {

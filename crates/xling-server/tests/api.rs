@@ -123,7 +123,10 @@ async fn embed_gives_unit_vectors_and_info_describes_the_server() {
     assert!(info.languages.len() >= 10);
     let batching = info.batching.unwrap();
     assert_eq!(batching.max_batch_size, 32);
-    assert!(batching.split_by_length, "the length split is on by default");
+    assert!(
+        batching.split_by_length,
+        "the length split is on by default"
+    );
     assert_eq!(info.device, "cpu");
 
     let texts = vec!["un chat".to_string(), "eine Katze".to_string()];
