@@ -82,8 +82,13 @@ class Server:
             "--intra-threads", str(g.get("intra_threads", 0)), "--max-batch-size", str(mbs),
             "--max-wait-us", str(wait_us), "--queue-capacity", str(g.get("queue_capacity", 4096)),
             "--adaptive-wait", "true" if adaptive else "false", "--log-format", "json",
-            *g.get("server_args", []), *(extra or []),
         ]  # fmt: skip
+        # clap refuses a repeated flag: drop the default that a later flag replaces.
+        for later in [*g.get("server_args", []), *(extra or [])]:
+            if later.startswith("--") and later in args:
+                i = args.index(later)
+                del args[i:i + 2]
+        args += [*g.get("server_args", []), *(extra or [])]
         self.log = open(log, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
 
