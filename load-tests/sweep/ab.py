@@ -8,7 +8,8 @@ measured minutes apart rather than a lone absolute number.
         --max-batch-size 64 --max-wait-us 2000 --concurrency 16,64 --rounds 3
 
 The grid file gives the binary, ports, data file and the (first) model, as for sweep.py.
-Writes DIR/ab.csv (one row per round, variant and load) and DIR/ab.md (per-load medians).
+Closed-loop loads by `--concurrency`, open-loop ones by `--rates` (the grid's
+open_loop_workers send them). Writes DIR/ab.csv (one row per round, variant and load) and DIR/ab.md (per-load medians).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def run(a: argparse.Namespace) -> None:
     grid["_tmp"] = str(a.out)
     model = grid["models"][0]
     variants = {"A": shlex.split(a.a), "B": shlex.split(a.b)}
-    loads = [int(c) for c in a.concurrency.split(",")]
+    loads = [("closed", int(c), "") for c in a.concurrency.split(",") if c]
+    workers = grid.get("open_loop_workers", 256)
+    loads += [("open", workers, int(r)) for r in a.rates.split(",") if r]
     rows = []
     for r in range(a.rounds):
         for name in ("A", "B") if r % 2 == 0 else ("B", "A"):
@@ -41,13 +44,14 @@ def run(a: argparse.Namespace) -> None:
             try:
                 srv.wait_ready(grid)
                 measure(grid, srv, ["-c", "16", "-z", f"{grid.get('warmup_s', 2)}s"])
-                for c in loads:
-                    row = measure(grid, srv, ["-c", str(c), "-z", f"{a.duration_s}s"])
-                    row.update(model=model["name"], mode="closed", concurrency=c,
+                for mode, c, rate in loads:
+                    extra = ["-c", str(c), "-z", f"{a.duration_s}s"] + (["-r", str(rate)] if rate else [])
+                    row = measure(grid, srv, extra)
+                    row.update(model=model["name"], mode=mode, concurrency=c,
                                max_batch_size=a.max_batch_size, max_wait_us=a.max_wait_us,
-                               adaptive=False, target_rps="")  # fmt: skip
+                               adaptive=False, target_rps=rate)  # fmt: skip
                     rows.append({"round": r, "variant": name, **row})
-                    print(f"round {r} {name} c={c}: ok_rps={row['ok_rps']:.1f} "
+                    print(f"round {r} {name} {load_name((mode, c, rate))}: ok_rps={row['ok_rps']:.1f} "
                           f"p99={row['p99_ms']:.1f} ms batch={row['batch_size_mean']:.2f}",
                           flush=True)  # fmt: skip
             finally:
@@ -60,6 +64,11 @@ def run(a: argparse.Namespace) -> None:
     print((a.out / "ab.md").read_text())
 
 
+def load_name(load: tuple) -> str:
+    mode, c, rate = load
+    return f"c={c}" if mode == "closed" else f"open {rate} rps"
+
+
 def report(a: argparse.Namespace, rows: list[dict], loads: list[int]) -> str:
     lines = [
         f"# A/B: `{a.b}` (B) vs `{a.a}` (A)", "",
@@ -70,8 +79,9 @@ def report(a: argparse.Namespace, rows: list[dict], loads: list[int]) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]  # fmt: skip
 
-    def pick(variant: str, c: int, key: str) -> list[float]:
-        return [float(x[key]) for x in rows if x["variant"] == variant and x["concurrency"] == c]
+    def pick(variant: str, load: tuple, key: str) -> list[float]:
+        return [float(x[key]) for x in rows
+                if x["variant"] == variant and (x["mode"], x["concurrency"], x["target_rps"]) == load]  # fmt: skip
 
     for c in loads:
         rps_a, rps_b = pick("A", c, "ok_rps"), pick("B", c, "ok_rps")
@@ -79,7 +89,7 @@ def report(a: argparse.Namespace, rows: list[dict], loads: list[int]) -> str:
         runs = [f"{statistics.median(pick(v, c, 'batch_size_mean')):.1f}" for v in "AB"]
         fmt = lambda xs: " / ".join(f"{x:.0f}" for x in xs)  # noqa: E731
         lines.append(
-            f"| c={c} | {fmt(rps_a)} | {fmt(rps_b)} | "
+            f"| {load_name(c)} | {fmt(rps_a)} | {fmt(rps_b)} | "
             f"{statistics.median(b / x for x, b in zip(rps_a, rps_b)):.2f} | {fmt(p99_a)} | "
             f"{fmt(p99_b)} | {statistics.median(b / x for x, b in zip(p99_a, p99_b)):.2f} | "
             f"{runs[0]} | {runs[1]} |"
@@ -96,6 +106,7 @@ def main() -> int:
     ap.add_argument("--max-batch-size", type=int, default=32)
     ap.add_argument("--max-wait-us", type=int, default=2000)
     ap.add_argument("--concurrency", default="16,64", help="closed-loop loads, comma-separated")
+    ap.add_argument("--rates", default="", help="open-loop rates (requests/s), comma-separated")
     ap.add_argument("--duration-s", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=3)
     try:
