@@ -6,8 +6,8 @@
 //! runs where the padding saved pays for another run's fixed cost, by the per-token fit
 //! `run = fixed + per_token * longest * rows` (see `cost`). The cut is optimal for that model
 //! (dynamic programming over cut points; sorted runs are optimal since a run costs its
-//! longest item). On a GPU the fixed cost dominates and batches stay whole; on a CPU, where
-//! cost follows tokens, they split.
+//! longest item). Where the fixed cost dominates (GPUs) batches stay whole by the same rule
+//! (not yet measured on a GPU); on a CPU, where cost follows tokens, they split.
 //!
 //! Runs go shortest first: that answers most queries soonest for the same total work.
 

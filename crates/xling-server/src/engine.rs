@@ -50,7 +50,9 @@ const CALIBRATION_TEXT: &str = "A calibration sentence, repeated to each length 
 /// Timed runs per shape; the fastest counts.
 const CALIBRATION_RUNS: usize = 3;
 
-fn calibrate(encoder: &mut Encoder) -> anyhow::Result<Vec<TimedRun>> {
+/// Warms the encoder up and, when `timed` (only the length split reads the timings), times
+/// the calibration shapes.
+fn calibrate(encoder: &mut Encoder, timed: bool) -> anyhow::Result<Vec<TimedRun>> {
     let sample = encoder
         .tokenizer()
         .tokenize(CALIBRATION_TEXT, Mode::Passage)?;
@@ -68,6 +70,9 @@ fn calibrate(encoder: &mut Encoder) -> anyhow::Result<Vec<TimedRun>> {
     // the largest shape.
     if let Some((rows, tokens)) = batches.last() {
         encoder.encode(&vec![tokens; *rows])?;
+    }
+    if !timed {
+        return Ok(Vec::new());
     }
     let mut runs = Vec::with_capacity(batches.len());
     for (rows, tokens) in &batches {
@@ -97,7 +102,7 @@ pub struct Engine {
 
 impl Engine {
     /// Loads the model and index (blocking: call from a blocking thread), checks that they
-    /// belong together, and warms the encoder up by timing a few batch shapes.
+    /// belong together, and warms the encoder up (timing a few batch shapes for the split).
     pub fn load_parts(config: &Config) -> anyhow::Result<Parts> {
         let options = EncoderOptions {
             device: config.device,
@@ -110,7 +115,8 @@ impl Engine {
         let manifest = encoder.manifest();
         index.check_model(&manifest.id, manifest.dim)?;
         let started = Instant::now();
-        let calibration = calibrate(&mut encoder).context("model warm-up failed")?;
+        let calibration = calibrate(&mut encoder, config.batching.split_by_length)
+            .context("model warm-up failed")?;
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             runs = ?calibration
