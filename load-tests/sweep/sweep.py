@@ -36,6 +36,10 @@ FIELDS = [
 ]  # fmt: skip
 
 
+def data_file(grid: dict) -> str:
+    return expand(grid.get("data_file", "load-tests/data/queries-multilingual.json"))
+
+
 def expand(p: str) -> str:
     return os.path.expanduser(os.path.expandvars(p))
 
@@ -118,7 +122,7 @@ def loadtest(grid: dict, host: str, extra: list[str], quiet: bool = False) -> di
     summary.unlink(missing_ok=True)
     args = [
         expand(grid["binary"]), "loadtest", "--insecure", "--call", "xling.v1.Retrieval.Search",
-        "-D", grid.get("data_file", "load-tests/data/queries-multilingual.json"),
+        "-D", data_file(grid),
         "-t", grid.get("timeout", "30s"), "--duration-stop", "wait", "-O", "json",
         "-o", os.devnull, "--summary-json", str(summary), *extra, host,
     ]  # fmt: skip
@@ -186,6 +190,7 @@ def encoder_bench(grid: dict, model: dict, seq: int, out: Path) -> dict:
         "--device", grid.get("device", "cpu"), "--intra-threads", str(grid.get("intra_threads", 0)),
         "--batch-sizes", ",".join(map(str, grid["encoder_batch_sizes"])), "--seq-lens", str(seq),
         "--iters", str(grid.get("encoder_iters", 10)), "--json", str(path),
+        "--queries", data_file(grid),
     ]  # fmt: skip
     print("+", " ".join(args), flush=True)
     subprocess.run(args, check=True)

@@ -26,6 +26,9 @@ pub struct EncoderBench {
     pub seq_lens: Vec<usize>,
     pub iters: usize,
     pub warmup: usize,
+    /// Query texts to also encode one at a time, unpadded, as a lone client's queries run in
+    /// the service: the baseline of the low-load overhead. Empty: skipped.
+    pub queries: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +50,10 @@ pub struct BenchResult {
     pub intra_threads: usize,
     pub iters: usize,
     pub rows: Vec<BenchRow>,
+    /// Batch 1 over `queries`, each alone at its own length (`seq`: their mean token count,
+    /// rounded); `iters` passes over the set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lone_queries: Option<BenchRow>,
 }
 
 impl EncoderBench {
@@ -98,6 +105,7 @@ impl EncoderBench {
                 rows.push(row);
             }
         }
+        let lone_queries = self.lone_queries(&mut encoder)?;
         Ok(BenchResult {
             model_id: encoder.manifest().id.clone(),
             precision: encoder.manifest().precision.clone(),
@@ -105,7 +113,33 @@ impl EncoderBench {
             intra_threads: self.intra_threads,
             iters: self.iters,
             rows,
+            lone_queries,
         })
+    }
+
+    fn lone_queries(&self, encoder: &mut Encoder) -> Result<Option<BenchRow>, LoadtestError> {
+        if self.queries.is_empty() {
+            return Ok(None);
+        }
+        let tokens = self
+            .queries
+            .iter()
+            .map(|q| encoder.tokenizer().tokenize(q, Mode::Query))
+            .collect::<Result<Vec<_>, _>>()?;
+        for t in tokens.iter().take(self.warmup * tokens.len()) {
+            encoder.encode(&[t])?;
+        }
+        let mut times = Vec::with_capacity(self.iters * tokens.len());
+        for _ in 0..self.iters {
+            for t in &tokens {
+                let start = Instant::now();
+                encoder.encode(&[t])?;
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+        let mean_tokens =
+            tokens.iter().map(Tokens::len).sum::<usize>() as f64 / tokens.len() as f64;
+        Ok(Some(row(1, mean_tokens.round() as usize, &mut times)))
     }
 }
 
@@ -174,6 +208,7 @@ mod tests {
             seq_lens: vec![8],
             iters: 2,
             warmup: 1,
+            queries: vec!["Wie hoch ist der Everest?".into(), "tango".into()],
         };
         let mut seen = 0;
         let result = bench.run(|_| seen += 1).unwrap();
@@ -183,6 +218,9 @@ mod tests {
             .rows
             .iter()
             .all(|r| r.sequences_per_s > 0.0 && r.seq == 8));
+        let lone = result.lone_queries.expect("queries were given");
+        assert_eq!(lone.batch, 1);
+        assert!(lone.seq >= 2 && lone.p50_ms > 0.0, "{lone:?}");
         let too_long = EncoderBench {
             seq_lens: vec![100_000],
             ..bench

@@ -1,7 +1,7 @@
 //! Call data and request metadata, from the config or the files it names (ghz semantics).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 
@@ -16,15 +16,7 @@ pub(crate) fn load_data(c: &GhzConfig) -> Result<Option<serde_json::Value>, Load
         .map(str::trim)
         .filter(|f| !f.is_empty())
     {
-        let path = PathBuf::from(file);
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadtestError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let value = serde_json::from_str(&text).map_err(|e| LoadtestError::Data {
-            reason: format!("{file}: {e}"),
-        })?;
-        return Ok(Some(value));
+        return read_json(&PathBuf::from(file)).map(Some);
     }
     if c.data.as_ref().and_then(|d| d.as_str()) == Some("@") {
         return Err(LoadtestError::option(
@@ -33,6 +25,36 @@ pub(crate) fn load_data(c: &GhzConfig) -> Result<Option<serde_json::Value>, Load
         ));
     }
     Ok(c.data.clone())
+}
+
+/// The `query` strings of a data file's messages, for benchmarks that replay the load's texts.
+pub fn query_texts(path: &Path) -> Result<Vec<String>, LoadtestError> {
+    let value = read_json(path)?;
+    let messages = match value {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    let texts: Vec<String> = messages
+        .iter()
+        .filter_map(|m| m.get("query")?.as_str())
+        .map(str::to_owned)
+        .collect();
+    if texts.is_empty() {
+        return Err(LoadtestError::Data {
+            reason: format!("{}: no message has a \"query\" string", path.display()),
+        });
+    }
+    Ok(texts)
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, LoadtestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadtestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| LoadtestError::Data {
+        reason: format!("{}: {e}", path.display()),
+    })
 }
 
 pub(crate) fn load_metadata(

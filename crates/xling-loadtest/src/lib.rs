@@ -29,5 +29,6 @@ pub mod xquad;
 
 pub use config::GhzConfig;
 pub use error::LoadtestError;
+pub use inputs::query_texts;
 pub use report::Report;
 pub use spec::RunSpec;

@@ -36,6 +36,10 @@ pub struct EncoderArgs {
     /// Untimed runs per point first.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
+    /// A ghz data file (like load-tests/data/queries-multilingual.json): also encode its
+    /// `query` texts one at a time at their own lengths, the baseline of the low-load overhead.
+    #[arg(long)]
+    queries: Option<PathBuf>,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -43,6 +47,10 @@ pub struct EncoderArgs {
 
 pub fn run(command: Command) -> anyhow::Result<()> {
     let Command::Encoder(args) = command;
+    let queries = match &args.queries {
+        Some(path) => xling_loadtest::query_texts(path)?,
+        None => Vec::new(),
+    };
     let bench = EncoderBench {
         model: args
             .model
@@ -53,6 +61,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         seq_lens: args.seq_lens,
         iters: args.iters,
         warmup: args.warmup,
+        queries,
     };
     eprintln!(
         "encoder benchmark: {} on {} ({} iters per point)",
@@ -62,6 +71,12 @@ pub fn run(command: Command) -> anyhow::Result<()> {
     );
     println!("{}", table_header());
     let result = bench.run(|row| println!("{}", table_row(row)))?;
+    if let Some(lone) = &result.lone_queries {
+        println!(
+            "{}   <- lone queries, batch 1 at their own lengths (seq: mean)",
+            table_row(lone)
+        );
+    }
     if let Some(path) = &args.json {
         let text = xling_loadtest::encoder_bench::to_json(&result);
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
