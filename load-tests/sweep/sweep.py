@@ -33,6 +33,7 @@ FIELDS = [
     "count", "ok", "errors", "rps", "ok_rps", "p50_ms", "p90_ms", "p99_ms", "service_p99_ms",
     "batch_size_mean", "queue_wait_ms_mean", "padded_tokens_per_query", "query_tokens_mean",
     "server_cpu_cores", "client_cpu_cores", "rejected", "expired", "max_wait_end_us", "seconds",
+    "encoder_busy",
 ]  # fmt: skip
 
 
@@ -166,6 +167,9 @@ def measure(grid: dict, srv: Server, extra: list[str]) -> dict:
         "expired": delta(after, before, "xling_expired_total"),
         "max_wait_end_us": 1e6 * after.get("xling_batch_max_wait_seconds", 0.0),
         "seconds": round(secs, 2),
+        # Share of the point's wall time the encoder was running: what the pipeline around it
+        # (gRPC, tokenizing, queue, search) leaves of the encoder at saturation.
+        "encoder_busy": delta(after, before, "xling_encode_duration_seconds_sum") / secs,
     }
 
 
