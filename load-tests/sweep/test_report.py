@@ -1,0 +1,56 @@
+"""The report's ratios on hand-made points: which baseline and which points each one uses."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import report  # noqa: E402
+
+BENCH = {
+    "seq": 20,
+    "rows": [
+        {"batch": 1, "seq": 20, "p50_ms": 8.0, "sequences_per_s": 125.0},
+        {"batch": 64, "seq": 20, "p50_ms": 320.0, "sequences_per_s": 200.0},
+    ],
+}
+
+
+def point(mbs, wait_us, c, ok_rps, p50_ms, busy=""):
+    return {"mode": "closed", "max_batch_size": str(mbs), "max_wait_us": str(wait_us),
+            "adaptive": "False", "concurrency": str(c), "target_rps": "", "ok_rps": str(ok_rps),
+            "p50_ms": str(p50_ms), "p99_ms": str(2 * p50_ms), "encoder_busy": str(busy)}  # fmt: skip
+
+
+ROWS = [
+    point(1, 0, 1, 120, 6.0),
+    point(16, 0, 1, 115, 7.0),
+    point(64, 0, 1, 118, 5.0),
+    point(64, 2000, 1, 90, 9.0),  # a wait: not the lone-client baseline
+    point(1, 0, 64, 125, 500, busy=0.99),
+    point(64, 0, 64, 180, 350, busy=0.96),
+]
+
+
+def test_overhead_uses_the_lone_queries_and_the_median_wait_0_point():
+    enc = {**BENCH, "lone_queries": {"batch": 1, "seq": 17, "p50_ms": 5.5}}
+    rt = report.ratios("m", ROWS, enc)
+    assert rt["low_load_p50_c1_ms"] == 6.0  # median of 6, 7, 5; the 9 ms wait point left out
+    assert abs(rt["low_load_overhead_ms"] - 0.5) < 1e-9
+    assert rt["low_load_baseline"] == "lone queries"
+    # Without the replay, batch 1 at the bench's padded length.
+    rt = report.ratios("m", ROWS, BENCH)
+    assert abs(rt["low_load_overhead_ms"] - (6.0 - 8.0)) < 1e-9
+    assert rt["encoder_lone_query_ms"] is None
+
+
+def test_efficiency_is_encoder_busy_times_work_efficiency():
+    rt = report.ratios("m", ROWS, BENCH)
+    assert rt["saturated_ok_rps"] == 180 and rt["pipeline_efficiency"] == 0.9
+    assert rt["saturated_encoder_busy"] == 0.96
+    product = rt["saturated_encoder_busy"] * rt["encoder_work_efficiency"]
+    assert abs(product - rt["pipeline_efficiency"]) < 1e-9
+    assert rt["batching_gain"] == 180 / 125
+    # Runs from before the column have no decomposition.
+    old = [{k: v for k, v in r.items() if k != "encoder_busy"} for r in ROWS]
+    assert report.ratios("m", old, BENCH)["encoder_work_efficiency"] is None
