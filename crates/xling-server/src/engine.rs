@@ -67,28 +67,38 @@ fn calibrate(encoder: &mut Encoder, timed: bool) -> anyhow::Result<Vec<TimedRun>
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     // The first runs after loading are slow (thread pool, memory arena): warm up untimed on
-    // the largest shape.
-    if let Some((rows, tokens)) = batches.last() {
+    // the largest shape, and on every shape when timing them.
+    let warm_up = if timed {
+        &batches[..]
+    } else {
+        &batches[batches.len().saturating_sub(1)..]
+    };
+    for (rows, tokens) in warm_up {
         encoder.encode(&vec![tokens; *rows])?;
     }
     if !timed {
         return Ok(Vec::new());
     }
-    let mut runs = Vec::with_capacity(batches.len());
-    for (rows, tokens) in &batches {
-        let batch = vec![tokens; *rows];
-        let mut fastest = Duration::MAX;
-        for _ in 0..CALIBRATION_RUNS {
+    // Rounds over all shapes, fastest per shape: a slow spell of a shared machine then lands
+    // on every shape alike instead of skewing one (which tilts the fit's fixed cost).
+    let mut fastest = vec![Duration::MAX; batches.len()];
+    for _ in 0..CALIBRATION_RUNS {
+        for ((rows, tokens), best) in batches.iter().zip(&mut fastest) {
+            let batch = vec![tokens; *rows];
             let started = Instant::now();
             encoder.encode(&batch)?;
-            fastest = fastest.min(started.elapsed());
+            *best = (*best).min(started.elapsed());
         }
-        runs.push(TimedRun {
+    }
+    let runs = batches
+        .iter()
+        .zip(fastest)
+        .map(|((rows, tokens), run_time)| TimedRun {
             rows: *rows,
             longest: tokens.len(),
-            run_time: fastest,
-        });
-    }
+            run_time,
+        })
+        .collect();
     Ok(runs)
 }
 
