@@ -38,8 +38,9 @@ def ratios(model, rows, enc):
     # A lone client: every wait-0 setting runs it the same way (batches of one, no wait), so
     # their median, not the luckiest point, is the service's p50 at c=1.
     c1_all = [r for r in fixed if r["mode"] == "closed" and r["concurrency"] == "1"]
-    c1 = [num(r["p50_ms"]) for r in c1_all if r["max_wait_us"] == "0"] or [
-        min(num(r["p50_ms"]) for r in c1_all)] if c1_all else []
+    c1 = [num(r["p50_ms"]) for r in c1_all if r["max_wait_us"] == "0"]
+    if not c1 and c1_all:
+        c1 = [min(num(r["p50_ms"]) for r in c1_all)]
     # Baseline: the load's own queries encoded alone at their own lengths, when the bench ran
     # them (`--queries`); else batch 1 at the padded length.
     lone = enc.get("lone_queries")

@@ -126,7 +126,7 @@ impl EncoderBench {
             .iter()
             .map(|q| encoder.tokenizer().tokenize(q, Mode::Query))
             .collect::<Result<Vec<_>, _>>()?;
-        for t in tokens.iter().take(self.warmup * tokens.len()) {
+        for t in tokens.iter().cycle().take(self.warmup * tokens.len()) {
             encoder.encode(&[t])?;
         }
         let mut times = Vec::with_capacity(self.iters * tokens.len());
