@@ -20,13 +20,6 @@ matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "xling", "fo
 MARKERS = "osD^v<>ph*"
 
 
-def num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
 def colors(n):
     """n distinct colours: the qualitative tab10 palette, or viridis steps beyond 10 series."""
     cmap = plt.get_cmap("tab10") if n <= 10 else plt.get_cmap("viridis")
