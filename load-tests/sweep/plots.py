@@ -54,10 +54,10 @@ def chart(path, title, xlabel, ylabel, series, banner="", logx=False, logy=False
     if logx:
         ax.set_xscale("log", base=2 if xticks else 10)
     if logy:
-        # Plain-number ticks at 1-2-5 steps (1-1.5-2-3-5-7 on a short axis), no 10^x labels.
+        # Plain-number ticks at 1-2-5 steps, finer on a short axis, no 10^x labels.
         ax.set_yscale("log")
         lo, hi = ax.get_ylim()
-        subs = (1.0, 2.0, 5.0) if hi / lo > 20 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+        subs = (1, 2, 5) if hi / lo > 20 else (1, 1.5, 2, 3, 5, 7) if hi / lo > 3 else (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)
         ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
         ax.yaxis.set_major_formatter(PLAIN)
         ax.yaxis.set_minor_formatter(NullFormatter())
@@ -71,9 +71,10 @@ def chart(path, title, xlabel, ylabel, series, banner="", logx=False, logy=False
     ax.set_ylabel(ylabel + (" (log scale)" if logy else ""))
     ax.grid(True, which="both", color="#e5e5e5", linewidth=0.6)
     ax.set_title(textwrap.fill(title, 90), fontsize=10)
+    banner = textwrap.fill(banner, 110)
     if banner:
         fig.text(0.5, 0.995, banner, ha="center", va="top", color="#b00000", fontsize=9, fontweight="bold")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.96 if banner else 1))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.04 * (banner.count("\n") + 1) if banner else 1))
     fig.savefig(path, metadata={"Date": None})
     plt.close(fig)

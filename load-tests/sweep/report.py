@@ -229,7 +229,9 @@ def redraw(out: Path) -> None:
     meta = json.loads((out / "meta.json").read_text())
     banner = banner_of(out)
     lines = (out / "report.md").read_text().splitlines()
-    if banner and f"**{banner}**" not in lines:
+    if len(lines) > 2 and lines[2].startswith("**"):  # the banner an earlier redraw wrote
+        del lines[1:3]
+    if banner:
         lines[1:1] = ["", f"**{banner}**"]
     for model in dict.fromkeys(r["model"] for r in rows):
         charts = plots(out, model, [r for r in rows if r["model"] == model], meta["encoder"][model], banner)
