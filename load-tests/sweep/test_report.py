@@ -99,3 +99,24 @@ def test_colours_never_repeat_within_a_chart():
 
     for n in (3, 10, 11, 14):
         assert len(set(plots.colors(n))) == n
+
+
+def test_redraw_keeps_the_report_and_replaces_banner_and_chart_links(tmp_path):
+    import csv
+    import json
+
+    rows = [{**r, "model": "m"} for r in grid_rows()]
+    with open(tmp_path / "points.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (tmp_path / "meta.json").write_text(json.dumps({"encoder": {"m": BENCH}}))
+    (tmp_path / "report.md").write_text("# Run\n\nMachine: x\n\n![](m-latency-vs-throughput.svg) ![](m-p99-vs-max-wait.svg)\n\n| row |\n")
+    (tmp_path / "banner.txt").write_text("First\n")
+    report.redraw(tmp_path)
+    (tmp_path / "banner.txt").write_text("Old binary\n")
+    report.redraw(tmp_path)
+    lines = (tmp_path / "report.md").read_text().splitlines()
+    assert lines[:5] == ["# Run", "", "**Old binary**", "", "Machine: x"]
+    assert "![](m-p50-c1-vs-max-wait.svg)" in lines[6] and lines[-1] == "| row |"
+    assert not (tmp_path / "ratios.json").exists()
