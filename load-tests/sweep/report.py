@@ -1,12 +1,16 @@
-"""points.csv + meta.json of a sweep run -> report.md, ratios.json and SVG plots."""
+"""points.csv + meta.json of a sweep run -> report.md, ratios.json and SVG plots (plots.py).
+
+A folder may hold `banner.txt`, one line printed over its report and every chart (e.g. that
+the run used a binary older than the current batcher)."""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
-import svg
 
 
 def num(v):
@@ -130,36 +134,79 @@ def robust_lines(rb):
     return out + [""]
 
 
-def plots(out, model, rows):
+def plots(out, model, rows, enc, banner=""):
+    """The folder's charts for one model; returns the file names written. The plotting library
+    is imported here, so the ratios and report.md need only the standard library."""
+    import plots as pl
+
     closed = [r for r in rows if r["mode"] == "closed"]
     fixed_closed = [r for r in closed if r["adaptive"] != "True"]
     waits = sorted({int(r["max_wait_us"]) for r in fixed_closed})
     mbss = sorted({int(r["max_batch_size"]) for r in fixed_closed})
-    # Latency vs throughput per max batch size (closed loop, concurrency rising), one wait.
+    concs = sorted({int(r["concurrency"]) for r in closed})
+    at = lambda r, **kw: all(int(r[k]) == v for k, v in kw.items())  # noqa: E731
+    written = []
+
+    def draw(name, *args, **kw):
+        pl.chart(out / f"{model}-{name}.svg", *args, banner=banner, **kw)
+        written.append(f"{model}-{name}.svg")
+
+    # p99 against throughput, one line per max batch size at one wait, each point labelled with
+    # its concurrency (throughput is not monotonic in concurrency at saturation: the labels say
+    # which way a line runs).
     w = 2000 if 2000 in waits else waits[0]
     series = []
     for m in mbss:
-        s = [r for r in fixed_closed if int(r["max_batch_size"]) == m and int(r["max_wait_us"]) in ((0,) if m == 1 else (w,))]
-        series.append((f"mbs {m}", [(num(r["ok_rps"]), num(r["p99_ms"])) for r in s]))
-    ad = [r for r in closed if r["adaptive"] == "True"]
+        wm = 0 if m == 1 and w not in {int(r["max_wait_us"]) for r in fixed_closed if at(r, max_batch_size=1)} else w
+        s = sorted((r for r in fixed_closed if at(r, max_batch_size=m, max_wait_us=wm)), key=lambda r: int(r["concurrency"]))
+        series.append((f"max batch {m}" + (f", wait {wm / 1000:g} ms" if wm != w else ""),
+                       [(num(r["ok_rps"]), num(r["p99_ms"]), f"c={r['concurrency']}") for r in s], None))  # fmt: skip
+    ad = sorted((r for r in closed if r["adaptive"] == "True"), key=lambda r: int(r["concurrency"]))
     if ad:
-        series.append(("adaptive", [(num(r["ok_rps"]), num(r["p99_ms"])) for r in ad]))
-    svg.line_chart(out / f"{model}-latency-vs-throughput.svg", f"{model}: p99 vs throughput (closed loop, wait {w / 1000:g} ms)",
-                   "throughput (OK requests/s)", "p99 latency (ms)", series, logy=True)  # fmt: skip
-    top_c = max(int(r["concurrency"]) for r in closed)
-    for key, name in (("ok_rps", "throughput (requests/s)"), ("p99_ms", "p99 (ms)")):
+        cap = f"cap {ad[0]['max_batch_size']} / {int(ad[0]['max_wait_us']) / 1000:g} ms"
+        series.append((f"adaptive ({cap})", [(num(r["ok_rps"]), num(r["p99_ms"]), f"c={r['concurrency']}") for r in ad], None))
+    draw("latency-vs-throughput", series=series, logy=True,
+         title=f"{model}: p99 vs throughput, closed loop, fixed wait {w / 1000:g} ms (points: concurrency c)",
+         xlabel="throughput (OK requests/s)", ylabel="p99 latency (ms)")  # fmt: skip
+    # Saturation against max batch size: one line per wait and their median (single points
+    # swing +-30% on a shared machine).
+    top_c = concs[-1]
+    for key, name in (("ok_rps", "throughput (OK requests/s)"), ("p99_ms", "p99 latency (ms)")):
         series = []
         for wt in waits:
-            s = [r for r in fixed_closed if int(r["concurrency"]) == top_c and (int(r["max_wait_us"]) == wt or int(r["max_batch_size"]) == 1)]
-            series.append((f"wait {wt / 1000:g} ms", sorted((int(r["max_batch_size"]), num(r[key])) for r in s)))
-        svg.line_chart(out / f"{model}-{key.split('_')[0]}-vs-max-batch.svg", f"{model}: {name} vs max batch size (concurrency {top_c})",
-                       "max batch size", name, series, logx=True)  # fmt: skip
+            s = sorted((int(r["max_batch_size"]), num(r[key]), "") for r in fixed_closed if at(r, concurrency=top_c, max_wait_us=wt))
+            series.append((f"wait {wt / 1000:g} ms", s, None))
+        if len(waits) > 1:
+            by = {m: [num(r[key]) for r in fixed_closed if at(r, concurrency=top_c, max_batch_size=m) and num(r[key])] for m in mbss}
+            series.append(("median over waits", [(m, median(v), "") for m, v in by.items() if v], pl.BOLD))
+        draw(f"{key.split('_')[0]}-vs-max-batch", series=series, logx=True, xticks=mbss, logy=key == "p99_ms",
+             title=f"{model}: {name.split(' (')[0]} vs max batch size, closed loop, concurrency {top_c}",
+             xlabel="max batch size", ylabel=name)  # fmt: skip
+    if len(waits) < 2:
+        return written
+    # Against the wait: p99 per concurrency at the largest max batch, and p50 of a lone client.
     series = []
-    for c in sorted({int(r["concurrency"]) for r in closed}):
-        s = [r for r in fixed_closed if int(r["concurrency"]) == c and int(r["max_batch_size"]) == max(mbss)]
-        series.append((f"c {c}", sorted((int(r["max_wait_us"]) / 1000, num(r["p99_ms"])) for r in s)))
-    svg.line_chart(out / f"{model}-p99-vs-max-wait.svg", f"{model}: p99 vs max wait (max batch {max(mbss)})",
-                   "max wait (ms)", "p99 (ms)", series, logy=True)  # fmt: skip
+    for c in concs:
+        s = sorted((int(r["max_wait_us"]) / 1000, num(r["p99_ms"]), "") for r in fixed_closed if at(r, concurrency=c, max_batch_size=mbss[-1]))
+        series.append((f"concurrency {c}", s, None))
+    draw("p99-vs-max-wait", series=series, logy=True, xticks=[x / 1000 for x in waits],
+         title=f"{model}: p99 vs max wait, closed loop, max batch {mbss[-1]}",
+         xlabel="max wait (ms)", ylabel="p99 latency (ms)")  # fmt: skip
+    series = []
+    for m in mbss[1:]:
+        s = sorted((int(r["max_wait_us"]) / 1000, num(r["p50_ms"]), "") for r in fixed_closed if at(r, concurrency=1, max_batch_size=m))
+        series.append((f"max batch {m}", s, None))
+    rb = robust(rows, enc)["c1_p50_ms_by_wait"]
+    series.append(("median over max batch", [(w / 1000, v["median"], "") for w, v in rb.items()], pl.BOLD))
+    if 0 in rb:
+        series.append(("median at wait 0, plus the wait", [(w / 1000, rb[0]["median"] + w / 1000, "") for w in rb], pl.GUIDE))
+    lone = enc.get("lone_queries")
+    ref = (lone["p50_ms"], "raw encoder, the load's queries alone (p50)") if lone else (
+        next(b for b in enc["rows"] if b["batch"] == 1)["p50_ms"], f"raw encoder, batch 1 at {enc['seq']} tokens (p50)")  # fmt: skip
+    draw("p50-c1-vs-max-wait", series=series, xticks=[x / 1000 for x in waits], hline=ref,
+         title=f"{model}: p50 of a lone client (concurrency 1) vs max wait",
+         xlabel="max wait (ms)", ylabel="p50 latency (ms)")  # fmt: skip
+    return written
 
 
 def fmt(v, d=1):
@@ -175,6 +222,29 @@ def gain_line(rt):
     return (f"- Batching gain: **{rt['batching_gain']:.2f}x** "
             f"(best max batch size {rt['best_max_batch_size']} vs 1)")
 
+def redraw(out: Path) -> None:
+    """Only the charts (and their links and the banner in report.md), from points.csv: a run's
+    report.md and ratios.json stay as its own report.py wrote them."""
+    rows = list(csv.DictReader(open(out / "points.csv")))
+    meta = json.loads((out / "meta.json").read_text())
+    banner = banner_of(out)
+    lines = (out / "report.md").read_text().splitlines()
+    if len(lines) > 2 and lines[2].startswith("**"):  # the banner an earlier redraw wrote
+        del lines[1:3]
+    if banner:
+        lines[1:1] = ["", f"**{banner}**"]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        charts = plots(out, model, [r for r in rows if r["model"] == model], meta["encoder"][model], banner)
+        link = " ".join(f"![]({c})" for c in charts)
+        lines = [link if ln.startswith(f"![]({model}-") else ln for ln in lines]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def banner_of(out: Path) -> str:
+    f = out / "banner.txt"
+    return " ".join(f.read_text().split()) if f.exists() else ""
+
+
 def write(out: Path) -> None:
     rows = list(csv.DictReader(open(out / "points.csv")))
     meta = json.loads((out / "meta.json").read_text())
@@ -184,13 +254,22 @@ def write(out: Path) -> None:
              f"Started {m['date_utc']}, finished {meta.get('finished_utc', '')}; load average at start/end "
              f"{meta.get('loadavg_start', '')} / {meta.get('loadavg_end', '')}.", "",
              f"Command: `python3 load-tests/sweep/sweep.py {' '.join(meta['argv'][1:])}`", ""]  # fmt: skip
+    banner = banner_of(out)
+    if banner:
+        lines[1:1] = ["", f"**{banner}**"]
+    # The GPU machine runs sweeps with a bare python3: there the report comes without charts,
+    # and `sweep.py report DIR` with the venv draws them later.
+    charting = importlib.util.find_spec("matplotlib") is not None
+    if not charting:
+        print("report: matplotlib not installed, no charts (pip install -r load-tests/requirements.txt, "
+              f"then sweep.py report {out})", file=sys.stderr)  # fmt: skip
     all_ratios = []
     for model in dict.fromkeys(r["model"] for r in rows):
         mr = [r for r in rows if r["model"] == model]
         rt = ratios(model, mr, meta["encoder"][model])
         rt["robust"] = robust(mr, meta["encoder"][model])
         all_ratios.append(rt)
-        plots(out, model, mr)
+        charts = plots(out, model, mr, meta["encoder"][model], banner) if charting else []
         lines += [f"## {model}", "",
                   f"Raw encoder (`xling bench encoder`, {rt['encoder_seq_len']} tokens): batch 1 p50 {rt['encoder_batch1_ms']:.2f} ms, "
                   f"peak {rt['encoder_peak_seq_per_s']:.1f} seq/s at batch {rt['encoder_best_batch']}.", "",
@@ -207,8 +286,7 @@ def write(out: Path) -> None:
                       f"{a['best_fixed_p99_ms']:.1f} | {a['adaptive_p99_ms']:.1f} | {a['ratio']:.2f} |"
                       for a in rt["adaptive_vs_best_fixed_p99"]]  # fmt: skip
             lines.append("")
-        lines += [f"![]({model}-latency-vs-throughput.svg) ![]({model}-ok-vs-max-batch.svg) "
-                  f"![]({model}-p99-vs-max-batch.svg) ![]({model}-p99-vs-max-wait.svg)", "",
+        lines += [" ".join(f"![]({c})" for c in charts), "",
                   "| setting | load | ok rps | p50 ms | p90 ms | p99 ms | errors | mean batch | queue wait ms | server CPU | client CPU | encoder busy |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
         for r in mr:

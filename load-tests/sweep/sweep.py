@@ -5,6 +5,7 @@ point with the client's latencies and the server's own metrics (batch size, queu
 
     python3 load-tests/sweep/sweep.py run load-tests/sweep/cpu-reduced.json --out DIR
     python3 load-tests/sweep/sweep.py report DIR          # CSV -> report.md + SVG plots
+    python3 load-tests/sweep/sweep.py report DIR --charts-only   # redraw the plots only
 
 Standard library only, so it runs on any machine that has Python 3.9+ and the xling binary
 (the GPU machine has no Rust). See load-tests/sweep/README.md for the grid keys.
@@ -270,12 +271,15 @@ def run(grid_path: Path, out: Path) -> None:
     write_report(out)
 
 
-def write_report(out: Path) -> None:
+def write_report(out: Path, charts_only: bool = False) -> None:
     # Imported late: report.py is a sibling module, not a package, and edits to it made while
     # a long run is going are picked up at its end.
     import report
 
-    report.write(out)
+    if charts_only:
+        report.redraw(out)
+    else:
+        report.write(out)
 
 
 def main() -> int:
@@ -286,6 +290,8 @@ def main() -> int:
     r.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("report", help="(re)write report.md, ratios.json and plots from a run folder")
     p.add_argument("dir", type=Path)
+    p.add_argument("--charts-only", action="store_true",
+                   help="redraw only the charts (a committed run keeps the report.md and ratios.json it was reported with)")  # fmt: skip
     a = ap.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the running `xling serve` is stopped by its `finally`.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -293,7 +299,7 @@ def main() -> int:
         if a.cmd == "run":
             run(a.grid, a.out)
         else:
-            write_report(a.dir)
+            write_report(a.dir, a.charts_only)
     except (OSError, KeyError, ValueError, RuntimeError, subprocess.CalledProcessError) as e:
         print(f"error: {e!r}", file=sys.stderr)
         return 1

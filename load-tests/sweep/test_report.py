@@ -54,3 +54,69 @@ def test_efficiency_is_encoder_busy_times_work_efficiency():
     # Runs from before the column have no decomposition.
     old = [{k: v for k, v in r.items() if k != "encoder_busy"} for r in ROWS]
     assert report.ratios("m", old, BENCH)["encoder_work_efficiency"] is None
+
+
+def grid_rows():
+    """A small grid: max batch {1, 8, 128} x wait {0, 2, 5 ms} at c = 1, 64, plus adaptive."""
+    rows = []
+    for mbs in (1, 8, 128):
+        for wait in (0,) if mbs == 1 else (0, 2000, 5000):
+            for c in (1, 64):
+                rows.append(point(mbs, wait, c, 100 + mbs / 4 + c, 6 + wait / 1000 + c))
+    ad = point(128, 10000, 64, 170, 300)
+    rows.append({**ad, "adaptive": "True"})
+    return rows
+
+
+def svg_texts(path):
+    """The text of an SVG chart (matplotlib keeps text as <text> with svg.fonttype none)."""
+    import xml.etree.ElementTree as ET
+
+    return {t.text for t in ET.parse(path).iter("{http://www.w3.org/2000/svg}text") if t.text}
+
+
+def test_charts_label_points_tick_tested_values_and_carry_the_banner(tmp_path):
+    written = report.plots(tmp_path, "m", grid_rows(), BENCH, banner="Old binary")
+    assert written == ["m-latency-vs-throughput.svg", "m-ok-vs-max-batch.svg", "m-p99-vs-max-batch.svg",
+                       "m-p99-vs-max-wait.svg", "m-p50-c1-vs-max-wait.svg"]  # fmt: skip
+    lat = svg_texts(tmp_path / "m-latency-vs-throughput.svg")
+    assert {"c=1", "c=64", "Old binary", "adaptive (cap 128 / 10 ms)", "max batch 1, wait 0 ms"} <= lat
+    # The max batch axis is ticked at the tested sizes only, as plain numbers.
+    ok = svg_texts(tmp_path / "m-ok-vs-max-batch.svg")
+    assert {"1", "8", "128", "median over waits"} <= ok and "4" not in ok and "10" not in ok
+    p50 = svg_texts(tmp_path / "m-p50-c1-vs-max-wait.svg")
+    assert {"0", "2", "5", "raw encoder, batch 1 at 20 tokens (p50)"} <= p50
+
+
+def test_a_single_wait_grid_draws_no_wait_charts(tmp_path):
+    rows = [r for r in grid_rows() if r["max_wait_us"] == "0"]
+    assert report.plots(tmp_path, "m", rows, BENCH) == ["m-latency-vs-throughput.svg", "m-ok-vs-max-batch.svg",
+                                                       "m-p99-vs-max-batch.svg"]  # fmt: skip
+
+
+def test_colours_never_repeat_within_a_chart():
+    import plots
+
+    for n in (3, 10, 11, 14):
+        assert len(set(plots.colors(n))) == n
+
+
+def test_redraw_keeps_the_report_and_replaces_banner_and_chart_links(tmp_path):
+    import csv
+    import json
+
+    rows = [{**r, "model": "m"} for r in grid_rows()]
+    with open(tmp_path / "points.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (tmp_path / "meta.json").write_text(json.dumps({"encoder": {"m": BENCH}}))
+    (tmp_path / "report.md").write_text("# Run\n\nMachine: x\n\n![](m-latency-vs-throughput.svg) ![](m-p99-vs-max-wait.svg)\n\n| row |\n")
+    (tmp_path / "banner.txt").write_text("First\n")
+    report.redraw(tmp_path)
+    (tmp_path / "banner.txt").write_text("Old binary\n")
+    report.redraw(tmp_path)
+    lines = (tmp_path / "report.md").read_text().splitlines()
+    assert lines[:5] == ["# Run", "", "**Old binary**", "", "Machine: x"]
+    assert "![](m-p50-c1-vs-max-wait.svg)" in lines[6] and lines[-1] == "| row |"
+    assert not (tmp_path / "ratios.json").exists()
