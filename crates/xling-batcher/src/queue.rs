@@ -13,37 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 use tracing::Span;
 
 use crate::cost::CostModel;
+use crate::entry::{Done, Entry};
 use crate::split::{LengthSplit, TimedRun};
 use crate::wait::WaitPolicy;
 use crate::{worker, BatchConfig, BatchError, DropReason, Observer};
-
-/// A finished item: its output and where its time went.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Done<R> {
-    pub output: R,
-    /// From admission until its batch started running.
-    pub queue_wait: Duration,
-    /// How long its batch ran.
-    pub run_time: Duration,
-    pub batch_size: usize,
-}
-
-type Reply<R> = oneshot::Sender<Result<Done<R>, BatchError>>;
-
-pub(crate) struct Entry<T, R> {
-    pub item: T,
-    pub tokens: usize,
-    pub enqueued: Instant,
-    pub deadline: Option<Instant>,
-    pub reply: Reply<R>,
-    pub span: Span,
-    pub permit: Option<OwnedSemaphorePermit>,
-}
 
 /// The result of one submitted item. Dropping it cancels the item if it has not run yet.
 pub struct Ticket<R> {

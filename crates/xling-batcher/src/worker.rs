@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
-use crate::queue::{Done, Entry};
+use crate::entry::{Done, Entry};
 use crate::split::LengthSplit;
 use crate::wait::WaitPolicy;
 use crate::{BatchError, BatchStats, DropReason, Observer};
