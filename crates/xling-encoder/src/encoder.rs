@@ -259,7 +259,8 @@ fn build_session(onnx: &Path, options: &EncoderOptions) -> Result<Session, Encod
     if let Device::Cuda(id) = options.device {
         builder = builder
             .with_intra_op_spinning(false)
-            .and_then(|b| b.with_inter_op_spinning(false))
+            .map_err(|e| fail(e.to_string()))?
+            .with_inter_op_spinning(false)
             .map_err(|e| fail(e.to_string()))?;
         builder = with_cuda(builder, id)?;
     }
