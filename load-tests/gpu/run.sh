@@ -9,6 +9,13 @@
 #   bash load-tests/gpu/run.sh OUT_DIR              # on the GPU machine (see load-tests/README.md)
 #   bash load-tests/gpu/run.sh OUT_DIR --dry-run    # here, on CPU: the same steps, short points
 #
+# Preparing the GPU session (../shared/GPU.md): here, `cargo build --release -p xling` then
+# `mkdir -p .gpu/run && strip -o .gpu/run/xling target/release/xling` (about 127 MB with debug
+# info, far less stripped; the transfer holds 64 MiB), and `../shared/tools/gpu-pack.sh` for the
+# CUDA build of ONNX Runtime (one part per transfer, `bash .gpu/unpack.sh 1.31.1 4` there). Only 8
+# files come back from $OUT, so run it into a scratch folder and bring back one archive:
+#   bash load-tests/gpu/run.sh /tmp/gpu-run; tar czf "$OUT/gpu-run.tgz" -C /tmp/gpu-run .
+#
 # GPU mode expects ONNX Runtime's CUDA build in /opt/ort-gpu/lib (../shared/GPU.md; env.sh sets
 # the library paths) and the release binary at $XLING_BIN (default .gpu/run/xling, built here:
 # the GPU machine has no Rust). It regenerates the seeded mT5-shaped models with the project's
@@ -52,6 +59,7 @@ fi
 stamp "device $device, binary $bin, shapes: $shapes, $dur s a point, concurrency $conc"
 
 for s in $shapes; do
+    mkdir -p "$out/logs/$s"
     if [ ! -f "$models/$s/model.toml" ]; then
         stamp "generating $s into $models/$s"
         (cd models && "$py" -m xling_models.mt5 --shape "$s" --out "$models/$s") >> "$out/logs/models.log" 2>&1
@@ -73,16 +81,15 @@ for s in $shapes; do
     "$bin" bench pipeline --model "$models/$s" --index "/tmp/xling-gpu-run/index-$s" \
         --device "$device" --encoder onnx --instances 1,2,3 --concurrency "$conc" \
         --duration-s "$dur" --warmup-s "$warm" --half-load --raw --raw-iters "$raw_iters" \
-        --serve-args "$serve" --log-dir "$out/logs" --json "$out/pipeline-$s.json" \
+        --serve-args "$serve" --log-dir "$out/logs/$s" --json "$out/pipeline-$s.json" \
         | tee "$out/pipeline-$s.txt"
-    for f in "$out"/logs/serve-*.log; do mv "$f" "${f%.log}-$s.log"; done
 done
 
+mkdir -p "$out/logs/null"
 stamp "host ceiling: null encoder on $first's tokenizer and index"
 "$bin" bench pipeline --model "$models/$first" --index "/tmp/xling-gpu-run/index-$first" \
     --null-encoder --instances 1 --concurrency "$conc" --duration-s "$dur" --warmup-s "$warm" \
-    --serve-args "$serve" --log-dir "$out/logs" --json "$out/null.json" | tee "$out/null.txt"
-for f in "$out"/logs/serve-*.log; do mv "$f" "${f%.log}-null.log"; done
+    --serve-args "$serve" --log-dir "$out/logs/null" --json "$out/null.json" | tee "$out/null.txt"
 
 stamp "report and plots"
 "$py" "$here/report.py" report "$out"

@@ -9,6 +9,7 @@
 //! padded length per row, each instance's busy share and, with the simulated device, the
 //! device's busy share (device time over wall time).
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -120,19 +121,19 @@ impl PipelineBench {
         rate: Option<u32>,
     ) -> Result<Point, LoadtestError> {
         let before = Scrape::fetch(server.metrics).await?;
-        let (cpu0, t0) = (server.cpu_seconds()?, Instant::now());
+        let (cpu0, t0) = (server.cpu_snapshot()?, Instant::now());
         let summary = self.load(server, rate, self.duration).await?;
-        let (cpu1, wall) = (server.cpu_seconds()?, t0.elapsed().as_secs_f64());
+        let (cpu1, wall) = (server.cpu_snapshot()?, t0.elapsed().as_secs_f64());
         let after = Scrape::fetch(server.metrics).await?;
         let delta = |name: &str| after.sum(name) - before.sum(name);
         let number = |key: &str| summary[key].as_f64().unwrap_or(0.0);
-        let server_cores = (cpu1 - cpu0) / wall;
+        let server_cores = cpu_seconds(&cpu0, &cpu1) / wall;
         let ok_rps = number("ok_rps");
         let batches = delta("xling_batch_size_count");
         let rows = delta("xling_batch_size_sum");
         let per = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         let instance_busy = (0..instances)
-            .map(|i| delta(&format!("xling_encoder_busy_seconds{{instance=\"{i}\"}}")) / wall)
+            .map(|i| delta(&format!("xling_encoder_busy_seconds{{encoder_instance=\"{i}\"}}")) / wall)
             .collect();
         Ok(Point {
             instances,
@@ -211,15 +212,16 @@ impl Server {
             .log_dir
             .as_ref()
             .map(|dir| dir.join(format!("serve-{instances}.log")));
-        let stderr = match &log {
-            Some(path) => Stdio::from(std::fs::File::create(path).map_err(|source| {
-                LoadtestError::Write {
-                    path: path.clone(),
-                    source,
-                }
-            })?),
-            None => Stdio::null(),
-        };
+        let stderr =
+            match &log {
+                Some(path) => Stdio::from(std::fs::File::create(path).map_err(|source| {
+                    LoadtestError::Write {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
+                None => Stdio::null(),
+            };
         let child = Command::new(&bench.binary)
             .arg("serve")
             .args(["--grpc-addr", &grpc.to_string()])
@@ -276,19 +278,32 @@ impl Server {
             .unwrap_or_default()
     }
 
-    /// User + system CPU seconds of the server so far (Linux `/proc`).
-    fn cpu_seconds(&self) -> Result<f64, LoadtestError> {
-        // utime and stime, in clock ticks of 1/100 s, are fields 14 and 15.
-        const TICKS_PER_SECOND: f64 = 100.0;
-        let path = PathBuf::from(format!("/proc/{}/stat", self.child.id()));
-        let stat = std::fs::read_to_string(&path)
-            .map_err(|source| LoadtestError::Read { path, source })?;
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-        let ticks: f64 = fields
-            .get(11..13)
-            .map_or(0.0, |f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
-        Ok(ticks / TICKS_PER_SECOND)
+    /// Nanoseconds each of the server's threads has run on a CPU so far: the first field of
+    /// `/proc/PID/task/TID/schedstat` (Linux), by thread id.
+    fn cpu_snapshot(&self) -> Result<HashMap<String, u64>, LoadtestError> {
+        let path = PathBuf::from(format!("/proc/{}/task", self.child.id()));
+        let tasks =
+            std::fs::read_dir(&path).map_err(|source| LoadtestError::Read { path, source })?;
+        Ok(tasks
+            .filter_map(|task| {
+                let task = task.ok()?;
+                let text = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+                let nanos = text.split_whitespace().next()?.parse::<u64>().ok()?;
+                Some((task.file_name().to_string_lossy().into_owned(), nanos))
+            })
+            .collect())
     }
+}
+
+/// CPU seconds between two snapshots. Threads that started meanwhile count whole; a thread
+/// that ended meanwhile drops out (the loader's blocking thread, say, whose earlier work would
+/// otherwise turn into a negative delta).
+fn cpu_seconds(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> f64 {
+    let nanos: u64 = after
+        .iter()
+        .map(|(tid, &n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum();
+    nanos as f64 * 1e-9
 }
 
 impl Drop for Server {
@@ -348,5 +363,22 @@ mod tests {
         assert_eq!(chosen_instances(&points, 0.9), Some((2, 0.93)));
         assert_eq!(chosen_instances(&points[..1], 0.9), Some((1, 0.7)));
         assert_eq!(chosen_instances(&[], 0.9), None);
+    }
+
+    #[test]
+    fn cpu_time_counts_new_threads_and_drops_ended_ones() {
+        let snapshot = |pairs: &[(&str, u64)]| {
+            pairs
+                .iter()
+                .map(|&(t, n)| (t.to_string(), n))
+                .collect::<HashMap<_, _>>()
+        };
+        let before = snapshot(&[
+            ("1", 1_000_000_000),
+            ("2", 500_000_000),
+            ("3", 9_000_000_000),
+        ]);
+        let after = snapshot(&[("1", 1_500_000_000), ("2", 500_000_000), ("4", 250_000_000)]);
+        assert!((cpu_seconds(&before, &after) - 0.75).abs() < 1e-9);
     }
 }

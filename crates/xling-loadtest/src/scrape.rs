@@ -48,11 +48,14 @@ mod tests {
 
     #[test]
     fn sums_the_series_that_match() {
-        let text = "# TYPE x gauge\nxling_encoder_busy_seconds{instance=\"0\"} 1.5\n\
-                    xling_encoder_busy_seconds{instance=\"1\"} 2\nxling_batch_size_sum 40\n\
+        let text = "# TYPE x gauge\nxling_encoder_busy_seconds{encoder_instance=\"0\"} 1.5\n\
+                    xling_encoder_busy_seconds{encoder_instance=\"1\"} 2\nxling_batch_size_sum 40\n\
                     xling_batch_size_count 4\n";
         let scrape = Scrape(text.into());
-        assert_eq!(scrape.sum("xling_encoder_busy_seconds{instance=\"1\"}"), 2.0);
+        assert_eq!(
+            scrape.sum("xling_encoder_busy_seconds{encoder_instance=\"1\"}"),
+            2.0
+        );
         assert_eq!(scrape.sum("xling_encoder_busy_seconds{"), 3.5);
         assert_eq!(scrape.sum("xling_batch_size_sum"), 40.0);
         assert_eq!(scrape.sum("xling_missing"), 0.0);

@@ -307,7 +307,7 @@ impl Observer for BatchMetrics {
         histogram!(BATCH_SIZE).record(stats.size as f64);
         histogram!(BATCH_TOKENS).record(stats.padded_tokens as f64);
         histogram!(ENCODE_DURATION).record(stats.run_time.as_secs_f64());
-        gauge!(ENCODER_BUSY, "instance" => stats.instance.to_string())
+        gauge!(ENCODER_BUSY, "encoder_instance" => stats.instance.to_string())
             .increment(stats.run_time.as_secs_f64());
         if stats.failed {
             counter!(ENCODER_FAILURES).increment(1);

@@ -58,11 +58,15 @@ async fn three_instances_embed_as_one_does() {
     let (a, b) = (embed_all(&one).await, embed_all(&three).await);
     assert_eq!((a.len(), b.len()), (36, 36));
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        let diff = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+        let diff = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
         assert!(diff <= 1e-5, "text {i}: max abs diff {diff}");
     }
     let metrics = three.metrics().await;
-    assert!(metric_sum(&metrics, "xling_encoder_busy_seconds{instance=") > 0.0);
+    assert!(metric_sum(&metrics, "xling_encoder_busy_seconds{encoder_instance=") > 0.0);
     one.stop().await.unwrap();
     three.stop().await.unwrap();
 }
@@ -100,7 +104,10 @@ async fn the_simulated_device_serves_real_searches_and_counts_its_time() {
         + delta("xling_batch_tokens_sum") * 2000e-9;
     let busy = delta("xling_sim_device_busy_seconds");
     assert!(expected > 0.0);
-    assert!((busy - expected).abs() < 1e-6, "device {busy} s, batches say {expected} s");
+    assert!(
+        (busy - expected).abs() < 1e-6,
+        "device {busy} s, batches say {expected} s"
+    );
     server.stop().await.unwrap();
 }
 
@@ -115,7 +122,10 @@ async fn the_null_encoder_serves_searches_with_repeatable_results() {
     let a = client.search(query("Berge", 5)).await.unwrap().into_inner();
     let b = client.search(query("Berge", 5)).await.unwrap().into_inner();
     let ids = |r: &xling_proto::v1::SearchResponse| {
-        r.hits.iter().map(|h| h.passage_id.clone()).collect::<Vec<_>>()
+        r.hits
+            .iter()
+            .map(|h| h.passage_id.clone())
+            .collect::<Vec<_>>()
     };
     assert_eq!(ids(&a).len(), 5);
     assert_eq!(ids(&a), ids(&b));

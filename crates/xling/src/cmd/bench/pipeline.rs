@@ -97,12 +97,19 @@ pub fn run(args: PipelineArgs) -> anyhow::Result<()> {
     let bench = PipelineBench {
         binary: std::env::current_exe().context("cannot find this binary")?,
         model: model.clone(),
-        index: args.index.clone().unwrap_or_else(|| home.join("indexes/demo")),
+        index: args
+            .index
+            .clone()
+            .unwrap_or_else(|| home.join("indexes/demo")),
         device: args.device.to_string(),
         intra_threads: args.intra_threads,
         encoder: kind.to_string(),
         instances: args.instances.clone(),
-        serve_args: args.serve_args.split_whitespace().map(String::from).collect(),
+        serve_args: args
+            .serve_args
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
         data_file: args.data_file.clone(),
         concurrency: args.concurrency,
         connections: args.connections,
@@ -151,8 +158,19 @@ pub fn run(args: PipelineArgs) -> anyhow::Result<()> {
 fn header() -> String {
     format!(
         "{:>4} {:>9} {:>9} {:>8} {:>8} {:>8} {:>6} {:>6} {:>9} {:>6} {:>6}  {:<18} {:>6}",
-        "inst", "load", "ok_rps", "p50_ms", "p99_ms", "mean_ms", "errors", "cores", "rps/core",
-        "batch", "padlen", "instance_busy", "device"
+        "inst",
+        "load",
+        "ok_rps",
+        "p50_ms",
+        "p99_ms",
+        "mean_ms",
+        "errors",
+        "cores",
+        "rps/core",
+        "batch",
+        "padlen",
+        "instance_busy",
+        "device"
     )
 }
 
@@ -178,7 +196,11 @@ fn row(p: &Point) -> String {
 
 /// The raw encoder at the shapes the ratios need: for onnx each saturated point's mean batch
 /// and padded length; for null the best of several batch sizes at the measured length.
-fn raw_rows(args: &PipelineArgs, model: &std::path::Path, points: &[Point]) -> anyhow::Result<Vec<BenchRow>> {
+fn raw_rows(
+    args: &PipelineArgs,
+    model: &std::path::Path,
+    points: &[Point],
+) -> anyhow::Result<Vec<BenchRow>> {
     let saturated: Vec<&Point> = points.iter().filter(|p| p.load == "saturated").collect();
     let seq = saturated
         .iter()
@@ -189,7 +211,10 @@ fn raw_rows(args: &PipelineArgs, model: &std::path::Path, points: &[Point]) -> a
     let batches: Vec<usize> = if args.null_encoder || args.device_sim.is_some() {
         vec![1, 8, 32, 64, 128]
     } else {
-        let mut b: Vec<usize> = saturated.iter().map(|p| (p.mean_batch.round() as usize).max(1)).collect();
+        let mut b: Vec<usize> = saturated
+            .iter()
+            .map(|p| (p.mean_batch.round() as usize).max(1))
+            .collect();
         b.sort();
         b.dedup();
         b
@@ -206,12 +231,20 @@ fn raw_rows(args: &PipelineArgs, model: &std::path::Path, points: &[Point]) -> a
     };
     eprintln!("raw encoder at seq {seq}, batches {:?}", bench.batch_sizes);
     let result = bench.run(|r| {
-        eprintln!("raw: batch {} seq {}: {:.1} seq/s (p50 {:.2} ms)", r.batch, r.seq, r.sequences_per_s, r.p50_ms)
+        eprintln!(
+            "raw: batch {} seq {}: {:.1} seq/s (p50 {:.2} ms)",
+            r.batch, r.seq, r.sequences_per_s, r.p50_ms
+        )
     })?;
     Ok(result.rows)
 }
 
-fn ratios(args: &PipelineArgs, kind: &EncoderKind, points: &[Point], raw: &[BenchRow]) -> serde_json::Value {
+fn ratios(
+    args: &PipelineArgs,
+    kind: &EncoderKind,
+    points: &[Point],
+    raw: &[BenchRow],
+) -> serde_json::Value {
     let saturated: Vec<&Point> = points.iter().filter(|p| p.load == "saturated").collect();
     let best_raw = raw.iter().map(|r| r.sequences_per_s).fold(0.0, f64::max);
     let mut out = serde_json::Map::new();
@@ -223,15 +256,24 @@ fn ratios(args: &PipelineArgs, kind: &EncoderKind, points: &[Point], raw: &[Benc
                 out.insert("device_busy_at_chosen".into(), json!(round3(busy)));
                 out.insert(
                     format!("goal_device_busy_ge_{}", args.goal_busy),
-                    json!(if busy >= args.goal_busy { "met" } else { "not met" }),
+                    json!(if busy >= args.goal_busy {
+                        "met"
+                    } else {
+                        "not met"
+                    }),
                 );
             }
         }
         EncoderKind::Null => {
-            let best = saturated.iter().max_by(|a, b| a.ok_rps.total_cmp(&b.ok_rps));
+            let best = saturated
+                .iter()
+                .max_by(|a, b| a.ok_rps.total_cmp(&b.ok_rps));
             if let Some(best) = best {
                 out.insert("host_ceiling_rps".into(), json!(round1(best.ok_rps)));
-                out.insert("host_ceiling_rps_per_core".into(), json!(round1(best.rps_per_core)));
+                out.insert(
+                    "host_ceiling_rps_per_core".into(),
+                    json!(round1(best.rps_per_core)),
+                );
                 out.insert("server_cores".into(), json!(round3(best.server_cores)));
                 if best_raw > 0.0 {
                     let ratio = best.ok_rps / best_raw;
@@ -246,7 +288,9 @@ fn ratios(args: &PipelineArgs, kind: &EncoderKind, points: &[Point], raw: &[Benc
                 let spec = args.device_sim.unwrap_or_default();
                 let padded = best.padded_len.max(1.0);
                 let peak = args.peak_batch as f64
-                    / spec.cost((args.peak_batch as f64 * padded) as usize).as_secs_f64();
+                    / spec
+                        .cost((args.peak_batch as f64 * padded) as usize)
+                        .as_secs_f64();
                 out.insert("sim_device_for_peak".into(), json!(spec.to_string()));
                 out.insert("sim_device_peak_seq_per_s".into(), json!(round1(peak)));
                 if best.rps_per_core > 0.0 {
@@ -268,7 +312,10 @@ fn ratios(args: &PipelineArgs, kind: &EncoderKind, points: &[Point], raw: &[Benc
                 }
             }
             if let Some((n, busy)) = chosen_instances(points, args.goal_busy) {
-                out.insert("busiest_instance_share_at".into(), json!({"instances": n, "busy": round3(busy)}));
+                out.insert(
+                    "busiest_instance_share_at".into(),
+                    json!({"instances": n, "busy": round3(busy)}),
+                );
             }
         }
     }
