@@ -133,7 +133,11 @@ impl PipelineBench {
         let rows = delta("xling_batch_size_sum");
         let per = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         let instance_busy = (0..instances)
-            .map(|i| delta(&format!("xling_encoder_busy_seconds{{encoder_instance=\"{i}\"}}")) / wall)
+            .map(|i| {
+                delta(&format!(
+                    "xling_encoder_busy_seconds{{encoder_instance=\"{i}\"}}"
+                )) / wall
+            })
             .collect();
         Ok(Point {
             instances,
