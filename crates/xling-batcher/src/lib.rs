@@ -13,6 +13,7 @@
 //! # Layout
 //! - [`config`]: [`BatchConfig`], validated settings.
 //! - [`queue`]: [`Batcher`]: admission ([`Batcher::submit`]), the batching task, shutdown.
+//! - [`entry`]: [`Done`] and the queued item, shared by the queue and the inference thread.
 //! - [`worker`]: the dedicated inference thread that runs the caller's function on each batch.
 //! - [`wait`]: how long a batch may wait for more items (fixed, or adaptive).
 //! - [`split`]: cutting a batch into length-sorted runs when padding costs more than a run.
@@ -21,6 +22,7 @@
 
 pub mod config;
 pub mod cost;
+pub mod entry;
 pub mod observer;
 pub mod queue;
 pub mod split;
@@ -28,8 +30,9 @@ pub mod wait;
 pub mod worker;
 
 pub use config::BatchConfig;
+pub use entry::Done;
 pub use observer::{BatchStats, DropReason, Observer};
-pub use queue::{Batcher, Done, Ticket};
+pub use queue::{Batcher, Ticket};
 pub use split::TimedRun;
 
 /// Why a submitted item got no result.

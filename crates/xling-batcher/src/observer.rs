@@ -17,6 +17,8 @@ pub struct BatchStats {
     pub padded_tokens: usize,
     pub run_time: Duration,
     pub failed: bool,
+    /// The encoder instance (0-based) that ran it.
+    pub instance: usize,
 }
 
 /// Receives batcher events. Called from the batching task and the inference thread, so keep

@@ -13,37 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 use tracing::Span;
 
 use crate::cost::CostModel;
+use crate::entry::{Done, Entry};
 use crate::split::{LengthSplit, TimedRun};
 use crate::wait::WaitPolicy;
 use crate::{worker, BatchConfig, BatchError, DropReason, Observer};
-
-/// A finished item: its output and where its time went.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Done<R> {
-    pub output: R,
-    /// From admission until its batch started running.
-    pub queue_wait: Duration,
-    /// How long its batch ran.
-    pub run_time: Duration,
-    pub batch_size: usize,
-}
-
-type Reply<R> = oneshot::Sender<Result<Done<R>, BatchError>>;
-
-pub(crate) struct Entry<T, R> {
-    pub item: T,
-    pub tokens: usize,
-    pub enqueued: Instant,
-    pub deadline: Option<Instant>,
-    pub reply: Reply<R>,
-    pub span: Span,
-    pub permit: Option<OwnedSemaphorePermit>,
-}
 
 /// The result of one submitted item. Dropping it cancels the item if it has not run yet.
 pub struct Ticket<R> {
@@ -80,18 +58,37 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     where
         F: FnMut(&[&T]) -> Result<Vec<R>, String> + Send + 'static,
     {
+        Batcher::start_pool(config, observer, vec![process])
+    }
+
+    /// Like [`Batcher::start`] with one inference thread per function of `processes` (at
+    /// least one): encoder instances, each batch run by whichever is free (see `worker`).
+    pub fn start_pool<F>(
+        config: BatchConfig,
+        observer: Arc<dyn Observer>,
+        processes: Vec<F>,
+    ) -> Self
+    where
+        F: FnMut(&[&T]) -> Result<Vec<R>, String> + Send + 'static,
+    {
+        assert!(
+            !processes.is_empty(),
+            "a batcher needs at least one instance"
+        );
+        let instances = processes.len();
         let (tx, rx) = mpsc::unbounded_channel();
         let (batch_tx, batch_rx) = mpsc::channel(1);
         let (finished_tx, finished_rx) = oneshot::channel();
         let permits = Arc::new(Semaphore::new(config.queue_capacity));
         let wait = Arc::new(WaitPolicy::new(config.max_wait, config.adaptive_wait));
         observer.wait_chosen(wait.current());
-        // Batches handed to the inference thread and not yet run: 0 means the encoder is free.
+        // Batches handed to the inference threads and not yet run: below `instances` means an
+        // instance is free.
         let in_flight = Arc::new(watch::Sender::new(0usize));
         let split = config.split_by_length.then(Arc::<LengthSplit>::default);
         worker::spawn(
             batch_rx,
-            process,
+            processes,
             worker::Shared {
                 observer: observer.clone(),
                 permits: permits.clone(),
@@ -109,6 +106,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             wait.clone(),
             observer.clone(),
             in_flight,
+            instances,
         ));
         Batcher {
             tx: Mutex::new(Some(tx)),
@@ -213,6 +211,7 @@ async fn batching_task<T, R>(
     wait: Arc<WaitPolicy>,
     observer: Arc<dyn Observer>,
     in_flight: Arc<watch::Sender<usize>>,
+    instances: usize,
 ) {
     let mut running = in_flight.subscribe();
     let mut carry: Option<Entry<T, R>> = None;
@@ -234,8 +233,8 @@ async fn batching_task<T, R>(
         if let Some(t0) = alone.take() {
             wait.idle_gap(first.enqueued.duration_since(t0));
         }
-        // Adaptive mode, encoder busy: no timer; collect until the encoder is free.
-        let hold = config.adaptive_wait && *running.borrow() > 0;
+        // Adaptive mode, every instance busy: no timer; collect until one is free.
+        let hold = config.adaptive_wait && *running.borrow() >= instances;
         let max_wait = if hold { Duration::ZERO } else { wait.current() };
         observer.wait_chosen(max_wait);
         let close_at = first.enqueued + max_wait;
@@ -245,7 +244,7 @@ async fn batching_task<T, R>(
                 Ok(entry) => entry,
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    let busy = hold && *running.borrow() > 0;
+                    let busy = hold && *running.borrow() >= instances;
                     if !busy && Instant::now() >= close_at {
                         break;
                     }
@@ -255,7 +254,7 @@ async fn batching_task<T, R>(
                             None => break,
                         },
                         _ = tokio::time::sleep_until(close_at), if !hold => break,
-                        _ = running.wait_for(|&n| n == 0), if busy => continue,
+                        _ = running.wait_for(|&n| n < instances), if busy => continue,
                     }
                 }
             };

@@ -1,15 +1,21 @@
-//! The inference thread: runs the caller's function on one batch at a time, off the async
-//! runtime, and answers every item of the batch. A batch may run as several length-sorted
-//! runs (see `split`); each run is answered as soon as it finishes.
+//! The inference threads: one per encoder instance, each running its own copy of the caller's
+//! function on one batch at a time, off the async runtime, and answering every item of the
+//! batch. A batch may run as several length-sorted runs (see `split`); each run is answered as
+//! soon as it finishes.
+//!
+//! Batches are pulled, not assigned: every free instance waits on the one batch channel, so a
+//! batch goes to whichever instance frees first (as Triton's instance groups do). With a
+//! device behind them (a GPU), one instance's host work (packing, outputs, answers) then
+//! overlaps another's run on the device.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
-use crate::queue::{Done, Entry};
+use crate::entry::{Done, Entry};
 use crate::split::LengthSplit;
 use crate::wait::WaitPolicy;
 use crate::{BatchError, BatchStats, DropReason, Observer};
@@ -21,13 +27,15 @@ pub(crate) struct Shared {
     pub wait: Arc<WaitPolicy>,
     /// Present when batches are split by length.
     pub split: Option<Arc<LengthSplit>>,
-    /// Batches sent and not yet run; decremented as soon as the encoder is free.
+    /// Batches sent and not yet run; decremented as soon as an instance is free.
     pub in_flight: Arc<watch::Sender<usize>>,
 }
 
+/// Starts one inference thread per function in `processes` (one per encoder instance).
+/// `finished` resolves once every thread has answered its last batch and exited.
 pub(crate) fn spawn<T, R, F>(
-    mut batches: mpsc::Receiver<Vec<Entry<T, R>>>,
-    mut process: F,
+    batches: mpsc::Receiver<Vec<Entry<T, R>>>,
+    processes: Vec<F>,
     shared: Shared,
     finished: oneshot::Sender<()>,
 ) where
@@ -35,22 +43,37 @@ pub(crate) fn spawn<T, R, F>(
     R: Send + 'static,
     F: FnMut(&[&T]) -> Result<Vec<R>, String> + Send + 'static,
 {
+    let batches = Arc::new(Mutex::new(batches));
+    let shared = Arc::new(shared);
+    // Every thread holds the sender; the receiver resolves (closed) when the last one exits.
+    let finished = Arc::new(finished);
     // Inside the runtime's context, tokio's clock is the one the queue uses (paused in tests).
     let runtime = tokio::runtime::Handle::current();
-    let body = move || {
-        let _context = runtime.enter();
-        while let Some(batch) = batches.blocking_recv() {
-            run_batch(batch, &mut process, &shared);
-        }
-        let _ = finished.send(());
-    };
-    std::thread::Builder::new()
-        .name("xling-inference".into())
-        .spawn(body)
-        .expect("the OS refused to start the inference thread");
+    for (instance, mut process) in processes.into_iter().enumerate() {
+        let (batches, shared, finished) = (batches.clone(), shared.clone(), finished.clone());
+        let runtime = runtime.clone();
+        let body = move || {
+            let _context = runtime.enter();
+            let _finished = finished;
+            // A free instance takes the channel and waits on it; the others wait their turn.
+            let next = || {
+                batches
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .blocking_recv()
+            };
+            while let Some(batch) = next() {
+                run_batch(batch, &mut process, &shared, instance);
+            }
+        };
+        std::thread::Builder::new()
+            .name(format!("xling-inference-{instance}"))
+            .spawn(body)
+            .expect("the OS refused to start an inference thread");
+    }
 }
 
-fn run_batch<T, R, F>(batch: Vec<Entry<T, R>>, process: &mut F, shared: &Shared)
+fn run_batch<T, R, F>(batch: Vec<Entry<T, R>>, process: &mut F, shared: &Shared, instance: usize)
 where
     F: FnMut(&[&T]) -> Result<Vec<R>, String>,
 {
@@ -84,17 +107,23 @@ where
     }
     let last = runs.len() - 1;
     for (i, run) in runs.into_iter().enumerate() {
-        run_one(run, process, shared, i == last);
+        run_one(run, process, shared, instance, i == last);
     }
 }
 
-/// Runs one run of a batch and answers its items; `last` frees the encoder for the next batch.
-fn run_one<T, R, F>(batch: Vec<Entry<T, R>>, process: &mut F, shared: &Shared, last: bool)
-where
+/// Runs one run of a batch on `instance` and answers its items; `last` frees the instance
+/// for the next batch.
+fn run_one<T, R, F>(
+    batch: Vec<Entry<T, R>>,
+    process: &mut F,
+    shared: &Shared,
+    instance: usize,
+    last: bool,
+) where
     F: FnMut(&[&T]) -> Result<Vec<R>, String>,
 {
     let started = Instant::now();
-    let span = tracing::debug_span!("batch", size = batch.len());
+    let span = tracing::debug_span!("batch", size = batch.len(), instance);
     for entry in &batch {
         span.follows_from(entry.span.id());
     }
@@ -123,6 +152,7 @@ where
         padded_tokens: longest * size,
         run_time,
         failed: outputs.is_err(),
+        instance,
     });
     match outputs {
         Ok(outputs) => {

@@ -1,14 +1,16 @@
 //! [`Encoder`]: one ONNX Runtime session that turns a batch of [`Tokens`] into embeddings.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
-use ort::value::Tensor;
+use ort::value::TensorRef;
 
 use crate::manifest::Pooling;
+use crate::pack::Packed;
+use crate::sim::{synthetic_embedding, SimDevice};
 use crate::{runtime, EncoderError, Manifest, Mode, TextTokenizer, Tokens};
 
 /// Where the graph runs.
@@ -54,56 +56,60 @@ pub struct EncoderOptions {
 }
 
 pub struct Encoder {
-    session: Session,
+    runner: Runner,
     manifest: Manifest,
     tokenizer: TextTokenizer,
     device: Device,
-    /// Some graphs (BERT exports) also take `token_type_ids`; we feed zeros then.
-    wants_token_types: bool,
+    /// Input buffers reused across batches.
+    packed: Packed,
+}
+
+/// What runs a packed batch.
+enum Runner {
+    Onnx {
+        session: Session,
+        /// Some graphs (BERT exports) also take `token_type_ids`; we feed zeros then.
+        wants_token_types: bool,
+    },
+    Simulated(SimDevice),
+    Null,
+}
+
+/// What an [`Encoder`] runs its batches on; [`EncoderKind`] says which, `Simulated` carries
+/// the device that several encoders (instances) share.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Onnx,
+    Simulated(SimDevice),
+    Null,
 }
 
 impl Encoder {
     /// Loads `dir/model.toml`, its tokenizer and its ONNX graph on the chosen device.
     pub fn load(dir: &Path, options: &EncoderOptions) -> Result<Encoder, EncoderError> {
+        Encoder::load_backend(dir, options, Backend::Onnx)
+    }
+
+    /// Like [`Encoder::load`]; a simulated or null backend reads only the manifest and the
+    /// tokenizer (see `sim`).
+    pub fn load_backend(
+        dir: &Path,
+        options: &EncoderOptions,
+        backend: Backend,
+    ) -> Result<Encoder, EncoderError> {
         let manifest = Manifest::load(dir)?;
         let tokenizer = TextTokenizer::load(dir, &manifest)?;
-        let onnx = manifest.onnx_path(dir);
-        if !onnx.is_file() {
-            return Err(EncoderError::Session {
-                path: onnx,
-                reason: "no such file".into(),
-            });
-        }
-        let session = build_session(&onnx, options)?;
-        let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
-        for required in ["input_ids", "attention_mask"] {
-            if !names.contains(&required) {
-                return Err(EncoderError::Session {
-                    path: onnx,
-                    reason: format!("graph has no input {required:?} (inputs: {names:?})"),
-                });
-            }
-        }
-        let wants_token_types = names.contains(&"token_type_ids");
-        if !session
-            .outputs()
-            .iter()
-            .any(|o| o.name() == manifest.output)
-        {
-            return Err(EncoderError::Session {
-                path: onnx,
-                reason: format!(
-                    "graph has no output {:?} named in model.toml",
-                    manifest.output
-                ),
-            });
-        }
+        let runner = match backend {
+            Backend::Onnx => onnx_runner(&manifest.onnx_path(dir), &manifest, options)?,
+            Backend::Simulated(device) => Runner::Simulated(device),
+            Backend::Null => Runner::Null,
+        };
         Ok(Encoder {
-            session,
+            runner,
             manifest,
             tokenizer,
             device: options.device,
-            wants_token_types,
+            packed: Packed::default(),
         })
     }
 
@@ -134,44 +140,103 @@ impl Encoder {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = batch.len();
-        let cols = batch.iter().map(|t| t.len()).max().unwrap_or(0).max(1);
-        let mut ids = vec![self.manifest.pad_id; rows * cols];
-        let mut mask = vec![0i64; rows * cols];
-        for (r, tokens) in batch.iter().enumerate() {
-            ids[r * cols..r * cols + tokens.len()].copy_from_slice(&tokens.ids);
-            mask[r * cols..r * cols + tokens.len()].fill(1);
-        }
-        let shape = [rows as i64, cols as i64];
+        let (rows, cols) = self.packed.pack(batch, self.manifest.pad_id);
+        let dim = self.manifest.dim;
+        let synthetic = || {
+            batch
+                .iter()
+                .map(|t| synthetic_embedding(&t.ids, dim))
+                .collect()
+        };
+        let (session, wants_token_types) = match &mut self.runner {
+            Runner::Onnx {
+                session,
+                wants_token_types,
+            } => (session, *wants_token_types),
+            Runner::Simulated(device) => {
+                let host = device.spec().host;
+                if !host.is_zero() {
+                    std::thread::sleep(host);
+                }
+                device.run(rows * cols)?;
+                return Ok(synthetic());
+            }
+            Runner::Null => return Ok(synthetic()),
+        };
+        let packed = &self.packed;
+        let shape = [rows, cols];
         let mut inputs: Vec<(&str, SessionInputValue)> = vec![
-            ("input_ids", tensor(shape, ids)?),
-            ("attention_mask", tensor(shape, mask.clone())?),
+            ("input_ids", view(shape, packed.ids())?),
+            ("attention_mask", view(shape, packed.mask())?),
         ];
-        if self.wants_token_types {
-            inputs.push(("token_type_ids", tensor(shape, vec![0i64; rows * cols])?));
+        if wants_token_types {
+            inputs.push(("token_type_ids", view(shape, packed.types())?));
         }
-        let outputs = self.session.run(inputs).map_err(inference)?;
+        let outputs = session.run(inputs).map_err(inference)?;
         let (out_shape, data) = outputs[self.manifest.output.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(inference)?;
         let dims: Vec<usize> = out_shape.iter().map(|&d| d as usize).collect();
-        let pooled = pool(self.manifest.pooling, &dims, data, &mask, rows, cols)?;
-        if pooled.first().map(Vec::len) != Some(self.manifest.dim) {
+        let pooled = pool(
+            self.manifest.pooling,
+            &dims,
+            data,
+            packed.mask(),
+            rows,
+            cols,
+        )?;
+        if pooled.first().map(Vec::len) != Some(dim) {
             return Err(EncoderError::Inference {
-                reason: format!(
-                    "output shape {dims:?} does not give dim {} from model.toml",
-                    self.manifest.dim
-                ),
+                reason: format!("output shape {dims:?} does not give dim {dim} from model.toml"),
             });
         }
         Ok(pooled.into_iter().map(normalize).collect())
     }
 }
 
-fn build_session(onnx: &PathBuf, options: &EncoderOptions) -> Result<Session, EncoderError> {
+/// Opens the graph and checks it has the inputs and the output xling feeds and reads.
+fn onnx_runner(
+    onnx: &Path,
+    manifest: &Manifest,
+    options: &EncoderOptions,
+) -> Result<Runner, EncoderError> {
+    let fail = |reason: String| EncoderError::Session {
+        path: onnx.to_path_buf(),
+        reason,
+    };
+    if !onnx.is_file() {
+        return Err(fail("no such file".into()));
+    }
+    let session = build_session(onnx, options)?;
+    let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+    for required in ["input_ids", "attention_mask"] {
+        if !names.contains(&required) {
+            return Err(fail(format!(
+                "graph has no input {required:?} (inputs: {names:?})"
+            )));
+        }
+    }
+    let wants_token_types = names.contains(&"token_type_ids");
+    if !session
+        .outputs()
+        .iter()
+        .any(|o| o.name() == manifest.output)
+    {
+        return Err(fail(format!(
+            "graph has no output {:?} named in model.toml",
+            manifest.output
+        )));
+    }
+    Ok(Runner::Onnx {
+        session,
+        wants_token_types,
+    })
+}
+
+fn build_session(onnx: &Path, options: &EncoderOptions) -> Result<Session, EncoderError> {
     let environment = runtime::environment()?;
     let fail = |reason: String| EncoderError::Session {
-        path: onnx.clone(),
+        path: onnx.to_path_buf(),
         reason,
     };
     let mut builder = Session::builder(environment)
@@ -180,12 +245,23 @@ fn build_session(onnx: &PathBuf, options: &EncoderOptions) -> Result<Session, En
         .map_err(|e| fail(e.to_string()))?
         .with_inter_threads(1)
         .map_err(|e| fail(e.to_string()))?;
-    if options.intra_threads > 0 {
+    // On CUDA the host thread only launches kernels and waits: one intra-op thread, and no
+    // thread spinning for work that never comes (it would take cores from tokenization).
+    let intra_threads = match (options.device, options.intra_threads) {
+        (Device::Cuda(_), 0) => 1,
+        (_, n) => n,
+    };
+    if intra_threads > 0 {
         builder = builder
-            .with_intra_threads(options.intra_threads)
+            .with_intra_threads(intra_threads)
             .map_err(|e| fail(e.to_string()))?;
     }
     if let Device::Cuda(id) = options.device {
+        builder = builder
+            .with_intra_op_spinning(false)
+            .map_err(|e| fail(e.to_string()))?
+            .with_inter_op_spinning(false)
+            .map_err(|e| fail(e.to_string()))?;
         builder = with_cuda(builder, id)?;
     }
     builder
@@ -225,8 +301,9 @@ fn with_cuda(
     })
 }
 
-fn tensor(shape: [i64; 2], data: Vec<i64>) -> Result<SessionInputValue<'static>, EncoderError> {
-    Tensor::from_array((shape, data))
+/// Borrows a packed buffer as an input tensor (no copy).
+fn view(shape: [usize; 2], data: &[i64]) -> Result<SessionInputValue<'_>, EncoderError> {
+    TensorRef::from_array_view((shape, data))
         .map(SessionInputValue::from)
         .map_err(inference)
 }

@@ -8,18 +8,26 @@
 //! - [`manifest`]: `model.toml`, the model folder's description, validated on load.
 //! - [`tokenize`]: [`TextTokenizer`], prefixes, special tokens and truncation to `max_length`.
 //! - [`runtime`]: finds and loads `libonnxruntime` once per process.
-//! - [`encoder`]: [`Encoder`], one ONNX Runtime session; pads a batch, runs it, pools, normalizes.
+//! - [`encoder`]: [`Encoder`], one ONNX Runtime session (or a `sim` backend); packs a batch,
+//!   runs it, pools, normalizes. Several encoders on their own threads are the service's
+//!   encoder instances.
+//! - [`pack`]: [`pack::Packed`], the padded input buffers an encoder reuses across batches.
+//! - [`sim`]: [`EncoderKind`]; the simulated device and the null encoder that benchmarks put
+//!   in the ONNX session's place.
 //! - [`error`]: [`EncoderError`], the one error type of this crate.
 
 pub mod encoder;
 pub mod error;
 pub mod manifest;
+pub mod pack;
 pub mod runtime;
+pub mod sim;
 pub mod tokenize;
 
-pub use encoder::{Device, Encoder, EncoderOptions};
+pub use encoder::{Backend, Device, Encoder, EncoderOptions};
 pub use error::EncoderError;
 pub use manifest::{Manifest, Pooling};
+pub use sim::{EncoderKind, SimDevice, SimSpec};
 pub use tokenize::{Mode, TextTokenizer, Tokens};
 
 /// The cache folder the setup script fills: `$XLING_HOME`, else `$HOME/.cache/xling`.

@@ -11,6 +11,8 @@
 //! - [`runner`]: connections, workers, tickets with due times, duration and stop rules.
 //! - [`report`]: ghz's JSON report and text summary, and xling's flat summary JSON.
 //! - [`xquad`]: ghz data files of XQuAD-R questions, built at run time.
+//! - [`pipeline`]: `xling bench pipeline`, the real service per encoder instance count.
+//! - [`scrape`]: the server's `/metrics`, fetched and summed.
 //! - [`encoder_bench`]: `xling bench encoder`, the encoder alone per batch size and length.
 //! - [`timefmt`]: Go duration strings and RFC 3339 dates.
 //! - [`error`]: [`LoadtestError`], the one error type of this crate.
@@ -20,9 +22,11 @@ pub mod config;
 pub mod encoder_bench;
 pub mod error;
 mod inputs;
+pub mod pipeline;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod scrape;
 pub mod spec;
 pub mod timefmt;
 pub mod xquad;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use xling_batcher::BatchConfig;
-use xling_encoder::Device;
+use xling_encoder::{Device, EncoderKind};
 
 use crate::auth::{check_token, Secret};
 use crate::tls::TlsFiles;
@@ -40,6 +40,16 @@ pub struct Settings {
     /// ONNX Runtime intra-op threads; 0 = one per physical core. [default: 0]
     #[arg(long, env = "XLING_INTRA_THREADS")]
     pub intra_threads: Option<usize>,
+    /// Encoder instances: ONNX Runtime sessions, each on its own thread (and CUDA stream),
+    /// each batch run by whichever is free. 0 = the device's default (cpu: 1, cuda: 2).
+    /// [default: 0]
+    #[arg(long, env = "XLING_ENCODER_INSTANCES")]
+    pub encoder_instances: Option<usize>,
+    /// Benchmarks only: `null` (no encoder: the host ceiling) or
+    /// `sim:fixed_us=N,per_token_ns=N,host_us=N` (a simulated device) in place of ONNX Runtime.
+    /// [default: onnx]
+    #[arg(long, env = "XLING_ENCODER", hide = true)]
+    pub encoder: Option<String>,
     /// Most queries encoded together. [default: 32]
     #[arg(long, env = "XLING_MAX_BATCH_SIZE")]
     pub max_batch_size: Option<usize>,
@@ -134,6 +144,8 @@ impl Settings {
             index,
             device,
             intra_threads,
+            encoder_instances,
+            encoder,
             max_batch_size,
             max_wait_us,
             queue_capacity,
@@ -172,6 +184,19 @@ impl Settings {
                     .map_err(|e| format!("metrics_addr = {s:?}: {e}"))?,
             ),
         };
+        let encoder = match self.encoder.as_deref() {
+            None => EncoderKind::Onnx,
+            Some(s) => s.parse().map_err(|e| format!("encoder: {e}"))?,
+        };
+        let encoder_instances = match self.encoder_instances.unwrap_or(0) {
+            0 => default_instances(device),
+            n @ 1..=MAX_INSTANCES => n,
+            n => {
+                return Err(format!(
+                    "encoder_instances = {n} is outside 0..={MAX_INSTANCES}"
+                ))
+            }
+        };
         let log_format = match self.log_format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -190,6 +215,8 @@ impl Settings {
             index: self.index.unwrap_or_else(|| home.join("indexes/demo")),
             device,
             intra_threads: self.intra_threads.unwrap_or(0),
+            encoder_instances,
+            encoder,
             batching: BatchConfig {
                 max_batch_size: self.max_batch_size.unwrap_or(32),
                 max_wait: Duration::from_micros(self.max_wait_us.unwrap_or(2000)),
@@ -243,6 +270,9 @@ pub struct Config {
     pub index: PathBuf,
     pub device: Device,
     pub intra_threads: usize,
+    /// Resolved: at least 1.
+    pub encoder_instances: usize,
+    pub encoder: EncoderKind,
     pub batching: BatchConfig,
     pub limits: Limits,
     pub drain_timeout: Duration,
@@ -274,6 +304,20 @@ fn auth_token(given: Option<Secret>, file: Option<&Path>) -> Result<Option<Secre
         None => format!("auth_token {reason}"),
     })?;
     Ok(Some(token))
+}
+
+/// Most encoder instances: each holds a session (its weights and arena) of its own.
+const MAX_INSTANCES: usize = 16;
+
+/// Encoder instances when none are asked for. CPU: 1, since one session already uses every
+/// core (docs/batching-study.md, "Encoder pipeline"). CUDA: 2, so that one instance's host work
+/// overlaps the other's run on the GPU (the simulated device's figure; to be confirmed on a
+/// GPU, issue 17).
+fn default_instances(device: Device) -> usize {
+    match device {
+        Device::Cpu => 1,
+        Device::Cuda(_) => 2,
+    }
 }
 
 /// Largest HNSW search breadth a request may ask for.
@@ -328,6 +372,27 @@ mod tests {
         assert_eq!(c.metrics_addr.map(|a| a.port()), Some(9464));
         assert_eq!(c.batching.max_batch_size, 32);
         assert!(c.model.ends_with("models/multilingual-e5-small"));
+        assert_eq!((c.encoder_instances, &c.encoder), (1, &EncoderKind::Onnx));
+    }
+
+    #[test]
+    fn encoder_instances_default_per_device_and_are_bounded() {
+        let resolve = |device: &str, n: Option<usize>| {
+            Settings {
+                device: Some(device.into()),
+                encoder_instances: n,
+                ..Default::default()
+            }
+            .resolve()
+        };
+        assert_eq!(resolve("cuda", None).unwrap().encoder_instances, 2);
+        assert_eq!(resolve("cpu", Some(3)).unwrap().encoder_instances, 3);
+        assert!(resolve("cpu", Some(99))
+            .unwrap_err()
+            .contains("encoder_instances"));
+        let file: Settings = toml::from_str("encoder_instances = 2\nencoder = \"null\"").unwrap();
+        let c = file.resolve().unwrap();
+        assert_eq!((c.encoder_instances, c.encoder), (2, EncoderKind::Null));
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use xling_batcher::{BatchConfig, BatchError, Batcher, TimedRun};
-use xling_encoder::{Encoder, EncoderOptions, Mode, TextTokenizer, Tokens};
+use xling_encoder::{
+    Backend, Device, Encoder, EncoderKind, EncoderOptions, Mode, SimDevice, TextTokenizer, Tokens,
+};
 use xling_index::{Hit, Index};
 
 use crate::config::Config;
@@ -20,6 +22,10 @@ pub struct ModelInfo {
     pub dim: usize,
     pub max_length: usize,
     pub device: String,
+    /// `onnx`, or the benchmark stand-in in its place (`null`, `sim:...`).
+    pub encoder: String,
+    /// Encoder instances, each a session on its own thread.
+    pub instances: usize,
 }
 
 /// One text embedded, and where its time went.
@@ -36,7 +42,9 @@ pub struct Embedded {
 
 /// What `Engine::load_parts` hands to `Engine::start`.
 pub struct Parts {
-    pub encoder: Encoder,
+    /// One per encoder instance (at least one).
+    pub encoders: Vec<Encoder>,
+    pub encoder_kind: EncoderKind,
     pub index: Index,
     pub calibration: Vec<TimedRun>,
 }
@@ -102,6 +110,19 @@ fn calibrate(encoder: &mut Encoder, timed: bool) -> anyhow::Result<Vec<TimedRun>
     Ok(runs)
 }
 
+/// ONNX Runtime intra-op threads per instance: as given, else on a CPU the cores shared among
+/// the instances (0 = ONNX Runtime's one per core, right for a single instance); on CUDA the
+/// encoder crate picks 1.
+fn intra_threads(device: Device, given: usize, instances: usize) -> usize {
+    match (device, given) {
+        (Device::Cpu, 0) if instances > 1 => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / instances).max(1)
+        }
+        _ => given,
+    }
+}
+
 pub struct Engine {
     batcher: Batcher<Tokens, Vec<f32>>,
     tokenizer: TextTokenizer,
@@ -114,21 +135,41 @@ impl Engine {
     /// Loads the model and index (blocking: call from a blocking thread), checks that they
     /// belong together, and warms the encoder up (timing a few batch shapes for the split).
     pub fn load_parts(config: &Config) -> anyhow::Result<Parts> {
+        let instances = config.encoder_instances.max(1);
         let options = EncoderOptions {
             device: config.device,
-            intra_threads: config.intra_threads,
+            intra_threads: intra_threads(config.device, config.intra_threads, instances),
         };
-        let mut encoder = Encoder::load(&config.model, &options)
-            .with_context(|| format!("cannot load model folder {}", config.model.display()))?;
+        let backend = match &config.encoder {
+            EncoderKind::Onnx => Backend::Onnx,
+            EncoderKind::Null => Backend::Null,
+            // One device for all instances, as one GPU serves every session.
+            EncoderKind::Simulated(spec) => Backend::Simulated(SimDevice::start(
+                *spec,
+                Some(Arc::new(metrics::device_busy)),
+            )),
+        };
+        let mut encoders = (0..instances)
+            .map(|_| {
+                Encoder::load_backend(&config.model, &options, backend.clone())
+                    .with_context(|| format!("cannot load model folder {}", config.model.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let index = Index::load(&config.index)
             .with_context(|| format!("cannot load index folder {}", config.index.display()))?;
-        let manifest = encoder.manifest();
+        let manifest = encoders[0].manifest();
         index.check_model(&manifest.id, manifest.dim)?;
         let started = Instant::now();
-        let calibration = calibrate(&mut encoder, config.batching.split_by_length)
+        // The first instance is timed for the split; the others only warm up.
+        let calibration = calibrate(&mut encoders[0], config.batching.split_by_length)
             .context("model warm-up failed")?;
+        for encoder in &mut encoders[1..] {
+            calibrate(encoder, false).context("model warm-up failed")?;
+        }
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
+            instances,
+            encoder = %config.encoder,
             runs = ?calibration
                 .iter()
                 .map(|r| format!("{}x{}: {:.1} ms", r.rows, r.longest, r.run_time.as_secs_f64() * 1e3))
@@ -136,35 +177,42 @@ impl Engine {
             "encoder warmed up"
         );
         Ok(Parts {
-            encoder,
+            encoders,
+            encoder_kind: config.encoder.clone(),
             index,
             calibration,
         })
     }
 
-    /// Starts the batcher around the loaded encoder (needs a tokio runtime).
+    /// Starts the batcher around the loaded encoders (needs a tokio runtime).
     pub fn start(parts: Parts, batching: BatchConfig) -> Engine {
         let Parts {
-            encoder,
+            encoders,
+            encoder_kind,
             index,
             calibration,
         } = parts;
-        let manifest = encoder.manifest();
+        let first = &encoders[0];
+        let manifest = first.manifest();
         let model = ModelInfo {
             id: manifest.id.clone(),
             dim: manifest.dim,
             max_length: manifest.max_length,
-            device: encoder.device().to_string(),
+            device: first.device().to_string(),
+            encoder: encoder_kind.to_string(),
+            instances: encoders.len(),
         };
-        let tokenizer = encoder.tokenizer().clone();
+        let tokenizer = first.tokenizer().clone();
         metrics::build_info(&model.id, &model.device);
         metrics::index_passages(&index.manifest().languages);
-        let mut encoder = encoder;
-        let batcher = Batcher::start(
-            batching.clone(),
-            Arc::new(metrics::BatchMetrics),
-            move |batch: &[&Tokens]| encoder.encode(batch).map_err(|e| e.to_string()),
-        );
+        let processes: Vec<_> = encoders
+            .into_iter()
+            .map(|mut encoder| {
+                move |batch: &[&Tokens]| encoder.encode(batch).map_err(|e| e.to_string())
+            })
+            .collect();
+        let batcher =
+            Batcher::start_pool(batching.clone(), Arc::new(metrics::BatchMetrics), processes);
         batcher.calibrate(&calibration);
         Engine {
             batcher,

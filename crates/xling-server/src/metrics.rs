@@ -31,6 +31,8 @@ pub const ENCODER_FAILURES: &str = "xling_encoder_failures_total";
 pub const INDEX_PASSAGES: &str = "xling_index_passages";
 pub const BATCH_MAX_WAIT: &str = "xling_batch_max_wait_seconds";
 pub const BUILD_INFO: &str = "xling_build_info";
+pub const ENCODER_BUSY: &str = "xling_encoder_busy_seconds";
+pub const DEVICE_BUSY: &str = "xling_sim_device_busy_seconds";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 static STARTED: OnceLock<SystemTime> = OnceLock::new();
@@ -123,6 +125,16 @@ fn describe() {
         "Current longest wait of a batch for more queries."
     );
     describe_gauge!(BUILD_INFO, "Build and model information; the value is 1.");
+    describe_gauge!(
+        ENCODER_BUSY,
+        Unit::Seconds,
+        "Time each encoder instance spent running batches, since start; its rate is the instance's busy share."
+    );
+    describe_gauge!(
+        DEVICE_BUSY,
+        Unit::Seconds,
+        "Benchmarks with --encoder sim: the simulated device's busy time since start."
+    );
     describe_counter!(
         "process_cpu_seconds_total",
         Unit::Seconds,
@@ -218,6 +230,11 @@ pub fn query_searched(search: Duration) {
     histogram!(SEARCH_DURATION).record(search.as_secs_f64());
 }
 
+/// One launch of the simulated device finished (called on its thread).
+pub fn device_busy(cost: Duration) {
+    gauge!(DEVICE_BUSY).increment(cost.as_secs_f64());
+}
+
 pub fn rejected(reason: &'static str) {
     counter!(REJECTED, "reason" => reason).increment(1);
 }
@@ -290,6 +307,8 @@ impl Observer for BatchMetrics {
         histogram!(BATCH_SIZE).record(stats.size as f64);
         histogram!(BATCH_TOKENS).record(stats.padded_tokens as f64);
         histogram!(ENCODE_DURATION).record(stats.run_time.as_secs_f64());
+        gauge!(ENCODER_BUSY, "encoder_instance" => stats.instance.to_string())
+            .increment(stats.run_time.as_secs_f64());
         if stats.failed {
             counter!(ENCODER_FAILURES).increment(1);
         }

@@ -242,12 +242,14 @@ impl Retrieval for RetrievalService {
                     max_batch_tokens: batching.max_batch_tokens as u32,
                     adaptive_wait: batching.adaptive_wait,
                     split_by_length: batching.split_by_length,
+                    encoder_instances: engine.model.instances as u32,
                 }),
                 device: engine.model.device.clone(),
                 version: env!("CARGO_PKG_VERSION").into(),
                 max_top_k: limits.max_top_k,
                 max_batch_queries: limits.max_batch_queries as u32,
                 default_ef: limits.default_ef,
+                encoder: engine.model.encoder.clone(),
             })
         })
         .await

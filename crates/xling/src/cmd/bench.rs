@@ -1,5 +1,7 @@
 //! `xling bench encoder`: the raw encoder alone (no gRPC, no queue), the ceiling the service is
-//! measured against. Prints a table; `--json` also writes the rows.
+//! measured against. `xling bench pipeline`: the real service per encoder instance count, with
+//! the model, a simulated device or no encoder (`pipeline`). Both print tables and ratios;
+//! `--json` also writes them.
 
 use std::path::PathBuf;
 
@@ -7,10 +9,14 @@ use anyhow::Context;
 use xling_encoder::Device;
 use xling_loadtest::encoder_bench::{table_header, table_row, EncoderBench};
 
+mod pipeline;
+
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Latency and sequences/s of the encoder per batch size and sequence length.
     Encoder(EncoderArgs),
+    /// The real service (xling serve + load generator) per encoder instance count.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 #[derive(clap::Args)]
@@ -46,7 +52,13 @@ pub struct EncoderArgs {
 }
 
 pub fn run(command: Command) -> anyhow::Result<()> {
-    let Command::Encoder(args) = command;
+    match command {
+        Command::Encoder(args) => encoder(args),
+        Command::Pipeline(args) => pipeline::run(args),
+    }
+}
+
+fn encoder(args: EncoderArgs) -> anyhow::Result<()> {
     let queries = match &args.queries {
         Some(path) => xling_loadtest::query_texts(path)?,
         None => Vec::new(),
