@@ -2,7 +2,6 @@
 //! runtime, and answers every item of the batch. A batch may run as several length-sorted
 //! runs (see `split`); each run is answered as soon as it finishes.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -112,7 +111,10 @@ where
         Ok(Ok(outputs)) if outputs.len() == size => Ok(outputs),
         Ok(Ok(outputs)) => Err(format!("{} outputs for {size} inputs", outputs.len())),
         Ok(Err(reason)) => Err(reason),
-        Err(panic) => Err(format!("inference panicked: {}", panic_message(&panic))),
+        Err(panic) => Err(format!(
+            "inference panicked: {}",
+            xling_panic::message(&*panic)
+        )),
     };
     shared.wait.batch_ran(size, run_time);
     if let Some(split) = &shared.split {
@@ -145,15 +147,5 @@ where
                 }));
             }
         }
-    }
-}
-
-fn panic_message(panic: &Box<dyn Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
     }
 }

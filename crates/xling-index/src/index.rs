@@ -299,11 +299,6 @@ fn load_graph(dir: &Path, manifest: &IndexManifest) -> Result<Graph, IndexError>
 
 /// Runs hnsw_rs code that asserts or panics on bad files, turning a panic into an error text.
 pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "hnsw_rs panicked".to_string())
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .map_err(|payload| xling_panic::message(&*payload))
 }
