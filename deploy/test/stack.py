@@ -10,29 +10,27 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts/pylib"))
+
+from xling_process import Process, free_port, tail, wait_for  # noqa: E402
+
+__all__ = ["Process", "Prometheus", "StackError", "finite_values", "free_port", "run_checked",
+           "start_prometheus", "wait_for", "xling_env"]
 RULE_FILES = [REPO / "deploy/prometheus/rules/recording.yml",
               REPO / "deploy/prometheus/rules/alerts.yml"]
 
 
 class StackError(Exception):
-    """A process of the stack did not start or answer in time."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A setup command failed, or Prometheus answered with an error."""
 
 
 def run_checked(cmd: list[str], log: Path, timeout: float) -> None:
@@ -42,61 +40,6 @@ def run_checked(cmd: list[str], log: Path, timeout: float) -> None:
                               check=False)
     if proc.returncode != 0:
         raise StackError(f"{' '.join(cmd)} exited {proc.returncode}:\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-@dataclass
-class Process:
-    """A started child process with its log file."""
-
-    proc: subprocess.Popen
-    log: Path
-
-    @classmethod
-    def start(cls, cmd: list[str], log: Path, env: dict | None = None) -> "Process":
-        out = log.open("w")
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-        return cls(proc, log)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self, timeout: float) -> int | None:
-        """SIGTERM, wait up to `timeout`; SIGKILL if it is still running (returns None)."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                return None
-        return self.proc.returncode
-
-
-def wait_for(what: str, check, timeout: float, proc: Process | None = None):
-    """Poll `check()` until it returns a truthy value; fail early if `proc` died."""
-    deadline = time.monotonic() + timeout
-    last_error = None
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
-            raise StackError(f"{what}: process exited {proc.proc.returncode}:\n{tail(proc.log)}")
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as err:  # noqa: BLE001 - any failure here just means "not yet"
-            last_error = err
-        time.sleep(0.25)
-    log = f"\n{tail(proc.log)}" if proc else ""
-    raise StackError(f"{what}: not ready after {timeout}s (last error: {last_error}){log}")
 
 
 def start_prometheus(workdir: Path, metrics_port: int) -> tuple[Process, str]:
@@ -148,6 +91,11 @@ class Prometheus:
         end = time.time()
         return self._get("/api/v1/query_range", query=expr, start=end - seconds, end=end,
                          step=step)["result"]
+
+    def newest(self, expr: str) -> float:
+        """The newest sample time of `expr`'s series (0 when it has none)."""
+        return max((float(s["value"][1]) for s in self.instant(f"timestamp({expr})")),
+                   default=0.0)
 
     def rules(self) -> list[dict]:
         return [r for g in self._get("/api/v1/rules")["groups"] for r in g["rules"]]

@@ -18,12 +18,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import tomllib
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer
 
@@ -171,7 +171,7 @@ def main() -> int:
     out["sgemm_peak_gflops"] = peak
     out["sgemm_peak_definition"] = ("largest median GFLOP/s of the onnxruntime MatMuls above "
                                     "(before and after the encoder benches)")
-    for name, m in out["models"].items():
+    for m in out["models"].values():
         for r in m["rows"]:
             r["fraction_of_sgemm_peak"] = r["gflops"] / peak
         best = {}

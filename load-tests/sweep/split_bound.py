@@ -30,8 +30,9 @@ import argparse
 import json
 import math
 import random
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 # The startup calibration shapes (rows, tokens) and the split's minimum saving, as in
 # crates/xling-server/src/engine.rs and crates/xling-batcher/src/split.rs.

@@ -28,6 +28,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts/pylib"))
+
+from xling_process import Process, wait_for  # noqa: E402
 
 FIELDS = [
     "model", "mode", "max_batch_size", "max_wait_us", "adaptive", "concurrency", "target_rps",
@@ -95,28 +98,17 @@ class Server:
                 i = args.index(later)
                 del args[i:i + 2]
         args += [*g.get("server_args", []), *(extra or [])]
-        self.log = open(log, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = Process.start(args, log, append=True)
 
     def wait_ready(self, grid: dict, timeout_s: float = 180) -> None:
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"xling serve exited with {self.proc.returncode}")
+        def answers() -> bool:
             s = loadtest(grid, self.grpc, ["-c", "1", "-n", "1"], quiet=True)
-            if s and s.get("ok", 0) >= 1:
-                return
-            time.sleep(1)
-        raise RuntimeError("xling serve did not become ready")
+            return bool(s and s.get("ok", 0) >= 1)
+
+        wait_for("xling serve", answers, timeout_s, self.process, interval=1)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        self.process.stop(40)
 
 
 def loadtest(grid: dict, host: str, extra: list[str], quiet: bool = False) -> dict | None:

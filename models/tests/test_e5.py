@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import shutil
 import struct
-import tomllib
-from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-
+import tomllib
 from xling_models.e5 import convert, nanofile, parity
 from xling_models.e5.reference import Reference, model_file
 

@@ -6,20 +6,20 @@ Needs torch + transformers: run through models/test-export.sh (its own venv); sk
 from __future__ import annotations
 
 import json
-import tomllib
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import tomllib
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from tokenizers import Tokenizer
 from transformers.models.t5.modeling_t5 import T5Attention
-
 from xling_models.export.__main__ import export, main
 from xling_models.export.checkpoint import PooledEncoder, tokenizer_json
 from xling_models.export.verify import padded_batch
@@ -53,14 +53,27 @@ def checkpoint(tmp_path_factory, sp_model) -> Path:
     return ckpt
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+# The parity each precision reaches on the tiny random checkpoint (seeded, so the same every
+# run; measured max abs diff / min cosine: fp32 9.1e-8 / 1.000000, fp16 2.6e-3 / 0.999749, int8
+# 6.5e-3 / 0.999788), with headroom; the tool's own bar for fp16 and int8 is min cosine 0.999.
+MAX_ABS_DIFF = {"fp32": 1e-5, "fp16": 5e-3, "int8": 2e-2}
+# A good share of the weights is stored in this type (the FFN output projections stay float32
+# in both reduced precisions, and int8 keeps the embedding table float32).
+WEIGHT_TYPE = {"fp32": onnx.TensorProto.FLOAT, "fp16": onnx.TensorProto.FLOAT16,
+               "int8": onnx.TensorProto.INT8}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_export_verifies_and_writes_a_model_folder(checkpoint, tmp_path, precision):
     out = tmp_path / precision
     verdict = export(checkpoint, out, precision)
     assert verdict.passed, str(verdict)
-    if precision == "fp32":
-        assert verdict.max_abs_diff <= 1e-4
+    assert verdict.max_abs_diff <= MAX_ABS_DIFF[precision], str(verdict)
     assert verdict.min_cosine >= 0.999
+    sizes = Counter()
+    for w in onnx.load(str(out / "model.onnx")).graph.initializer:
+        sizes[w.data_type] += int(np.prod(w.dims))
+    assert sizes[WEIGHT_TYPE[precision]] >= sum(sizes.values()) / 4, sizes
     m = tomllib.loads((out / "model.toml").read_text())
     assert (m["id"], m["dim"], m["precision"], m["pooling"]) == ("mt5-test", 64, precision, "graph")
     session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])

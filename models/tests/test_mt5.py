@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import sentencepiece as spm
+import tomllib
 from tokenizers import Tokenizer
-
 from xling_models.mt5 import tokenizer
 from xling_models.mt5.__main__ import main
 from xling_models.mt5.generate import generate, sha256
-from xling_models.mt5.weights import MAX_DISTANCE, SHAPES, bucket_table, relative_position_bucket
+from xling_models.mt5.weights import (
+    MAX_DISTANCE,
+    SHAPES,
+    bucket_table,
+    relative_position_bucket,
+)
 
 COMMITTED = Path(__file__).resolve().parents[1] / "mt5-tiny"
 TEXTS = [

@@ -8,7 +8,6 @@
 //! device behind them (a GPU), one instance's host work (packing, outputs, answers) then
 //! overlaps another's run on the device.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
@@ -141,7 +140,10 @@ fn run_one<T, R, F>(
         Ok(Ok(outputs)) if outputs.len() == size => Ok(outputs),
         Ok(Ok(outputs)) => Err(format!("{} outputs for {size} inputs", outputs.len())),
         Ok(Err(reason)) => Err(reason),
-        Err(panic) => Err(format!("inference panicked: {}", panic_message(&panic))),
+        Err(panic) => Err(format!(
+            "inference panicked: {}",
+            xling_panic::message(&*panic)
+        )),
     };
     shared.wait.batch_ran(size, run_time);
     if let Some(split) = &shared.split {
@@ -175,15 +177,5 @@ fn run_one<T, R, F>(
                 }));
             }
         }
-    }
-}
-
-fn panic_message(panic: &Box<dyn Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".into()
     }
 }

@@ -177,14 +177,7 @@ impl Encoder {
             .try_extract_tensor::<f32>()
             .map_err(inference)?;
         let dims: Vec<usize> = out_shape.iter().map(|&d| d as usize).collect();
-        let pooled = pool(
-            self.manifest.pooling,
-            &dims,
-            data,
-            packed.mask(),
-            rows,
-            cols,
-        )?;
+        let pooled = pool(self.manifest.pooling, &dims, data, rows)?;
         if pooled.first().map(Vec::len) != Some(dim) {
             return Err(EncoderError::Inference {
                 reason: format!("output shape {dims:?} does not give dim {dim} from model.toml"),
@@ -314,37 +307,18 @@ fn inference(e: impl fmt::Display) -> EncoderError {
     }
 }
 
-/// Turns the graph's output into one vector per row, following the manifest's pooling.
+/// Turns the graph's `[rows, dim]` output into one vector per row (the graph pools).
 fn pool(
     pooling: Pooling,
     dims: &[usize],
     data: &[f32],
-    mask: &[i64],
     rows: usize,
-    cols: usize,
 ) -> Result<Vec<Vec<f32>>, EncoderError> {
-    let unexpected = || EncoderError::Inference {
-        reason: format!("output shape {dims:?} does not fit pooling {pooling:?}"),
-    };
     match (pooling, dims) {
         (Pooling::Graph, &[r, d]) if r == rows => Ok(data.chunks(d).map(<[f32]>::to_vec).collect()),
-        (Pooling::Cls, &[r, s, d]) if r == rows && s == cols => Ok((0..rows)
-            .map(|i| data[i * s * d..i * s * d + d].to_vec())
-            .collect()),
-        (Pooling::Mean, &[r, s, d]) if r == rows && s == cols => Ok((0..rows)
-            .map(|i| {
-                let mut sum = vec![0f32; d];
-                let mut count = 0f32;
-                for j in (0..s).filter(|&j| mask[i * cols + j] == 1) {
-                    let token = &data[(i * s + j) * d..(i * s + j + 1) * d];
-                    sum.iter_mut().zip(token).for_each(|(a, b)| *a += b);
-                    count += 1.0;
-                }
-                sum.iter_mut().for_each(|a| *a /= count.max(1.0));
-                sum
-            })
-            .collect()),
-        _ => Err(unexpected()),
+        _ => Err(EncoderError::Inference {
+            reason: format!("output shape {dims:?} does not fit pooling {pooling:?}"),
+        }),
     }
 }
 
@@ -374,15 +348,12 @@ mod tests {
     }
 
     #[test]
-    fn mean_pooling_ignores_padding() {
-        // Two rows, three positions, dim 2; the second row has one padded position.
-        let data = [1., 1., 3., 3., 5., 5., 2., 0., 4., 0., 100., 100.];
-        let mask = [1, 1, 1, 1, 1, 0];
-        let pooled = pool(Pooling::Mean, &[2, 3, 2], &data, &mask, 2, 3).unwrap();
-        assert_eq!(pooled, vec![vec![3., 3.], vec![3., 0.]]);
-        let cls = pool(Pooling::Cls, &[2, 3, 2], &data, &mask, 2, 3).unwrap();
-        assert_eq!(cls, vec![vec![1., 1.], vec![2., 0.]]);
-        assert!(pool(Pooling::Graph, &[2, 3, 2], &data, &mask, 2, 3).is_err());
+    fn graph_pooling_takes_rows_and_refuses_other_shapes() {
+        let data = [1., 2., 3., 4., 5., 6.];
+        let pooled = pool(Pooling::Graph, &[2, 3], &data, 2).unwrap();
+        assert_eq!(pooled, vec![vec![1., 2., 3.], vec![4., 5., 6.]]);
+        let err = pool(Pooling::Graph, &[2, 1, 3], &data, 2).unwrap_err();
+        assert!(err.to_string().contains("[2, 1, 3]"), "{err}");
     }
 
     #[test]

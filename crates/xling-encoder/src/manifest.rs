@@ -7,7 +7,7 @@
 //! dim = 384
 //! max_length = 512
 //! output = "sentence_embedding"
-//! pooling = "graph"          # graph | mean | cls
+//! pooling = "graph"          # the only kind: pooling and L2 norm are in the graph
 //! query_prefix = "query: "
 //! passage_prefix = "passage: "
 //! precision = "fp32"
@@ -21,16 +21,14 @@ use crate::EncoderError;
 
 pub const MANIFEST_FILE: &str = "model.toml";
 
-/// Where the sentence embedding comes from.
+/// Where the sentence embedding comes from. Every converter of this repository (e5, the mT5
+/// generator, the Hugging Face export) puts pooling in the graph; a folder naming another kind
+/// is refused at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
     /// The graph pools already: its output is `[batch, dim]`.
     Graph,
-    /// Mean over the attention mask of a `[batch, seq, dim]` output.
-    Mean,
-    /// The first token of a `[batch, seq, dim]` output.
-    Cls,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,10 +136,10 @@ mod tests {
         let dir = temp_dir("ok");
         write(
             &dir,
-            "id = \"m\"\nonnx = \"model.onnx\"\ntokenizer = \"tokenizer.json\"\ndim = 8\nmax_length = 16\npooling = \"mean\"\nquery_prefix = \"query: \"\n",
+            "id = \"m\"\nonnx = \"model.onnx\"\ntokenizer = \"tokenizer.json\"\ndim = 8\nmax_length = 16\npooling = \"graph\"\nquery_prefix = \"query: \"\n",
         );
         let m = Manifest::load(&dir).unwrap();
-        assert_eq!(m.pooling, Pooling::Mean);
+        assert_eq!(m.pooling, Pooling::Graph);
         assert_eq!(m.query_prefix, "query: ");
         assert_eq!(m.output, "sentence_embedding");
     }
@@ -161,6 +159,12 @@ mod tests {
         );
         let err = Manifest::load(&dir).unwrap_err().to_string();
         assert!(err.contains("surprise"), "{err}");
+        write(
+            &dir,
+            "id = \"m\"\nonnx = \"a\"\ntokenizer = \"b\"\ndim = 8\nmax_length = 9\npooling = \"mean\"\n",
+        );
+        let err = Manifest::load(&dir).unwrap_err().to_string();
+        assert!(err.contains("mean") && err.contains("graph"), "{err}");
     }
 
     #[test]

@@ -154,14 +154,7 @@ fn check(target: &mut dyn Target, input: &[u8], report: &mut Report) -> Result<(
         Ok(Ok(Outcome::Accepted)) => report.accepted += 1,
         Ok(Ok(Outcome::Rejected)) => report.rejected += 1,
         Ok(Err(message)) => return Err(message),
-        Err(payload) => {
-            let text = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".into());
-            return Err(format!("panic: {text}"));
-        }
+        Err(payload) => return Err(format!("panic: {}", xling_panic::message(&*payload))),
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! tries a few thousand new inputs from a fixed seed, deterministically; and the invariant
 //! checkers are shown to refuse known-bad answers, so that a broken checker fails here too.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use xling_eval::{Dataset, EvalError, LoadOptions};
@@ -53,9 +54,35 @@ fn tokenize_batch() {
     smoke("tokenize-batch", 150);
 }
 
+/// The targets that exist are the modules of `src/targets/` and the folders of `corpus/`: each
+/// must be listed in `NAMES`, built by `by_name` under its own name, and smoked above.
 #[test]
 fn every_target_has_a_test_here() {
-    assert_eq!(NAMES, ["validate", "tokenize-batch", "corpus", "dataset"]);
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let entries = |dir: &Path, keep: fn(&Path) -> Option<String>| -> BTreeSet<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| keep(&e.unwrap().path()))
+            .collect()
+    };
+    let modules = entries(&crate_dir.join("src/targets"), |path| {
+        let stem = path.file_stem()?.to_str()?;
+        (path.extension()? == "rs" && stem != "mod").then(|| stem.replace('_', "-"))
+    });
+    let corpora = entries(&crate_dir.join("corpus"), |path| {
+        let name = path.file_name()?.to_str()?;
+        path.is_dir().then(|| name.to_string())
+    });
+    let named: BTreeSet<String> = NAMES.iter().map(|n| n.to_string()).collect();
+    assert_eq!(modules, named, "target modules vs NAMES");
+    assert_eq!(corpora, named, "corpus folders vs NAMES");
+    let tests = include_str!("smoke.rs");
+    for name in NAMES {
+        let target = targets::by_name(name, &targets::repo_root()).unwrap();
+        assert_eq!(target.name(), name);
+        let call = format!("smoke(\"{name}\", ");
+        assert!(tests.contains(&call), "no smoke test of {name} here");
+    }
 }
 
 #[test]

@@ -11,7 +11,8 @@
 //! - `distance` — [`UnitDot`]: `1 - dot` clamped at 0, the HNSW distance.
 //! - `build`    — [`BuildParams`], [`EmbeddedCorpus`], [`Index::build`] (parallel inserts),
 //!   [`Index::rebuild`] (new parameters, stored embeddings).
-//! - `index`    — [`Index`]: load (checksummed), save (temp folder + rename), accessors.
+//! - `index`    — [`Index`]: load (checksummed), save (temp folder + rename), accessors, the
+//!   exact-scan threshold ([`DEFAULT_EXACT_SUBSET_MAX`]).
 //! - `search`   — [`Hit`], [`Index::search`] (HNSW, language filter), [`Index::exact_search`].
 //! - `store`    — the folder layout and [`IndexManifest`] (`index.json`).
 //! - `error`    — [`IndexError`], the crate's one error type.
@@ -29,7 +30,7 @@ pub use build::{BuildParams, EmbeddedCorpus};
 pub use corpus::{Corpus, Passage};
 pub use distance::UnitDot;
 pub use error::IndexError;
-pub use index::Index;
+pub use index::{Index, DEFAULT_EXACT_SUBSET_MAX};
 pub use lang::is_iso639_1;
-pub use search::{default_ef, Hit, DEFAULT_EXACT_SUBSET_MAX, EF_PER_RESULT};
+pub use search::{default_ef, Hit, EF_PER_RESULT};
 pub use store::{IndexManifest, EMBEDDINGS_FILE, FORMAT_VERSION, MANIFEST_FILE, PASSAGES_FILE};

@@ -9,15 +9,6 @@ use crate::error::IndexError;
 use crate::index::Index;
 use crate::lang::is_iso639_1;
 
-/// Default of [`Index::set_exact_subset_max`]: when the passages a query may return (the whole
-/// index, or the languages of its filter) number at most this many, an exact scan answers it.
-/// Measured with `xling index bench` on 13,014 XQuAD-R sentences and 1,000 XQuAD questions
-/// (multilingual-e5-small, release build, 2 busy cores): the scan costs 0.045-0.057 us a row
-/// (p50 55 us for 1,234 rows, 333 us for 7,300, 747 us for 13,014), the graph p50 223 / 419 /
-/// 694 us at ef 32 / 64 / 128 (recall@10 0.974 / 0.988 / 0.994). Up to about 8k rows the exact
-/// answer costs no more than ef 64.
-pub const DEFAULT_EXACT_SUBSET_MAX: usize = 8192;
-
 /// Graph candidates kept per requested result when the caller leaves ef to the service.
 /// On XQuAD-R's 13,014-sentence multilingual pool at top-k 100 (multilingual-e5-small), ef 64
 /// lost 0.0132 mAP to exact search and ef 800 lost 0.0018: the relevant answers the walk
@@ -61,7 +52,7 @@ enum Selection {
 impl Index {
     /// The `k` best passages for `query` (a unit vector of the index's dim): by HNSW with search
     /// breadth `ef` (raised to `k` when smaller), or by an exact scan when the candidates are
-    /// few (see [`DEFAULT_EXACT_SUBSET_MAX`]). `languages`: ISO 639-1 codes to keep; `None` or
+    /// few (see [`Index::set_exact_subset_max`]). `languages`: ISO 639-1 codes to keep; `None` or
     /// an empty list means all; codes absent from the index match nothing. `k` hits come back
     /// whenever the candidates hold `k` passages.
     pub fn search(
@@ -106,12 +97,6 @@ impl Index {
             return Ok(self.scan(query, k, mask.as_deref()));
         }
         Ok(hits)
-    }
-
-    /// Sets the number of candidate passages up to which searches scan exactly instead of
-    /// walking the graph (see [`DEFAULT_EXACT_SUBSET_MAX`]); 0 always walks the graph.
-    pub fn set_exact_subset_max(&mut self, passages: usize) {
-        self.exact_subset_max = passages;
     }
 
     /// Brute-force search with the same arguments and scores as [`Index::search`]; the ground

@@ -2,6 +2,7 @@
 
 use tonic::{Code, Status};
 use xling_batcher::BatchError;
+use xling_index::IndexError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -28,8 +29,12 @@ pub enum ServerError {
     Unavailable { reason: String },
     #[error("encoder failed: {reason}")]
     Encoder { reason: String },
-    #[error("index search failed: {reason}")]
-    Index { reason: String },
+    /// From the index crate; [`index_code`] says whose fault it is.
+    #[error("index: {source}")]
+    Index {
+        #[from]
+        source: IndexError,
+    },
 }
 
 impl ServerError {
@@ -40,6 +45,7 @@ impl ServerError {
         }
     }
 
+    #[deny(clippy::wildcard_enum_match_arm)]
     pub fn code(&self) -> Code {
         match self {
             ServerError::InvalidArgument { .. } => Code::InvalidArgument,
@@ -48,8 +54,37 @@ impl ServerError {
             | ServerError::Unreachable { .. } => Code::ResourceExhausted,
             ServerError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             ServerError::Unavailable { .. } => Code::Unavailable,
-            ServerError::Encoder { .. } | ServerError::Index { .. } => Code::Internal,
+            ServerError::Encoder { .. } => Code::Internal,
+            ServerError::Index { source } => index_code(source),
         }
+    }
+}
+
+/// The status a client should see for an index error: its own mistake (a bad argument or
+/// input), a state to fix first (an index to rebuild, a folder in the way), or the server's
+/// fault. No wildcard arm: a new variant must be placed here.
+#[deny(clippy::wildcard_enum_match_arm)]
+pub fn index_code(error: &IndexError) -> Code {
+    match error {
+        IndexError::QueryDim { .. }
+        | IndexError::QueryNotFinite
+        | IndexError::FilterLanguage { .. }
+        | IndexError::CorpusSyntax { .. }
+        | IndexError::DuplicateId { .. }
+        | IndexError::EmptyId { .. }
+        | IndexError::EmptyText { .. }
+        | IndexError::CorpusLanguage { .. }
+        | IndexError::EmptyCorpus { .. }
+        | IndexError::BuildParam { .. }
+        | IndexError::EmbeddingCount { .. }
+        | IndexError::NotNormalized { .. } => Code::InvalidArgument,
+        IndexError::FormatVersion { .. }
+        | IndexError::ModelMismatch { .. }
+        | IndexError::OutputNotIndex { .. } => Code::FailedPrecondition,
+        IndexError::MissingFile { .. } => Code::NotFound,
+        IndexError::OutputExists { .. } => Code::AlreadyExists,
+        IndexError::Corrupt { .. } => Code::DataLoss,
+        IndexError::Io { .. } => Code::Internal,
     }
 }
 
@@ -73,14 +108,6 @@ impl From<BatchError> for ServerError {
                 reason: "server is shutting down".into(),
             },
             BatchError::Failed { reason, .. } => ServerError::Encoder { reason },
-        }
-    }
-}
-
-impl From<xling_index::IndexError> for ServerError {
-    fn from(error: xling_index::IndexError) -> ServerError {
-        ServerError::Index {
-            reason: error.to_string(),
         }
     }
 }
@@ -122,5 +149,142 @@ mod tests {
         let status = Status::from(ServerError::invalid("top_k", "too big"));
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), "top_k: too big");
+    }
+
+    #[test]
+    fn every_index_error_maps_to_the_code_a_client_should_see() {
+        let path = || std::path::PathBuf::from("/srv/index/vectors.bin");
+        let cases = [
+            (
+                IndexError::QueryDim {
+                    got: 3,
+                    expected: 384,
+                },
+                Code::InvalidArgument,
+            ),
+            (IndexError::QueryNotFinite, Code::InvalidArgument),
+            (
+                IndexError::FilterLanguage {
+                    code: "xx-YY".into(),
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::CorpusSyntax {
+                    path: path(),
+                    line: 2,
+                    reason: "expected `}`".into(),
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::DuplicateId {
+                    path: path(),
+                    line: 3,
+                    id: "a".into(),
+                    first_line: 1,
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::EmptyId {
+                    path: path(),
+                    line: 1,
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::EmptyText {
+                    path: path(),
+                    line: 1,
+                    id: "a".into(),
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::CorpusLanguage {
+                    path: path(),
+                    line: 1,
+                    id: "a".into(),
+                    code: "english".into(),
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::EmptyCorpus { path: path() },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::BuildParam {
+                    name: "m",
+                    value: "0".into(),
+                    reason: "must be at least 2",
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::EmbeddingCount {
+                    got: 5,
+                    passages: 2,
+                    dim: 3,
+                    expected: 6,
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::NotNormalized {
+                    id: "a".into(),
+                    norm: 2.0,
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                IndexError::FormatVersion {
+                    path: path(),
+                    found: 1,
+                    expected: 2,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                IndexError::ModelMismatch {
+                    dir: path(),
+                    index_model: "mt5-tiny".into(),
+                    index_dim: 64,
+                    model: "multilingual-e5-small".into(),
+                    dim: 384,
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                IndexError::OutputNotIndex { path: path() },
+                Code::FailedPrecondition,
+            ),
+            (IndexError::MissingFile { path: path() }, Code::NotFound),
+            (
+                IndexError::OutputExists { path: path() },
+                Code::AlreadyExists,
+            ),
+            (
+                IndexError::Corrupt {
+                    path: path(),
+                    reason: "truncated".into(),
+                },
+                Code::DataLoss,
+            ),
+            (
+                IndexError::Io {
+                    path: path(),
+                    source: std::io::Error::other("disk"),
+                },
+                Code::Internal,
+            ),
+        ];
+        for (error, code) in cases {
+            let message = error.to_string();
+            let status = Status::from(ServerError::from(error));
+            assert_eq!(status.code(), code, "{message}");
+            assert_eq!(status.message(), format!("index: {message}"));
+        }
     }
 }

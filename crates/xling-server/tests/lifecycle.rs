@@ -5,7 +5,7 @@ mod common;
 use std::error::Error as _;
 use std::time::Duration;
 
-use common::{query, settings, startup_error, TestServer};
+use common::{metric_sum, query, settings, startup_error, TestServer};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
@@ -38,7 +38,7 @@ async fn health_turns_not_serving_when_shutdown_starts() {
         ServingStatus::Serving as i32
     );
     server.shutdown();
-    let next = tokio::time::timeout(Duration::from_secs(5), watch.message())
+    let next = tokio::time::timeout(Duration::from_secs(30), watch.message())
         .await
         .unwrap();
     assert_eq!(
@@ -125,10 +125,11 @@ async fn a_missing_index_or_model_fails_startup_naming_the_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_answers_every_admitted_request_and_refuses_new_ones() {
-    // A long max_wait keeps admitted queries queued when shutdown starts.
+    // Batches of 64 and a wait beyond the test keep the 40 admitted queries queued until
+    // shutdown starts (the drain runs them at once).
     let mut server = TestServer::start(Settings {
         max_batch_size: Some(64),
-        max_wait_us: Some(300_000),
+        max_wait_us: Some(10_000_000),
         ..settings()
     })
     .await;
@@ -148,10 +149,17 @@ async fn shutdown_answers_every_admitted_request_and_refuses_new_ones() {
         .unwrap()
         .into_inner();
     watch.message().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shut down once all 40 are admitted: a handler queues its query in the same step in
+    // which it counts itself in flight. (The gauge is process-wide; no other test in this
+    // file calls the Retrieval service.)
+    server
+        .metrics_until("40 requests admitted", |m| {
+            metric_sum(m, "xling_in_flight_requests") == 40.0
+        })
+        .await;
     server.shutdown();
     // Ask once the server says NOT_SERVING, so the call cannot be admitted.
-    let next = tokio::time::timeout(Duration::from_secs(5), watch.message()).await;
+    let next = tokio::time::timeout(Duration::from_secs(30), watch.message()).await;
     assert_eq!(
         next.unwrap().unwrap().unwrap().status,
         ServingStatus::NotServing as i32
@@ -161,11 +169,12 @@ async fn shutdown_answers_every_admitted_request_and_refuses_new_ones() {
         .search(query("too late", 3))
         .await
         .unwrap_err();
-    drop(watch); // an open watch stream would hold the graceful stop
-                 // Refused, never run: UNAVAILABLE from xling while the admitted queries drain. The
-                 // drain of one tiny batch can end before the call lands; then the closing connection
-                 // refuses it instead (CANCELLED "connection closed", or INTERNAL for the GOAWAY), as
-                 // it would for any gRPC server, and the client retries elsewhere.
+    // An open watch stream would hold the graceful stop.
+    drop(watch);
+    // Refused, never run: UNAVAILABLE from xling while the admitted queries drain. The drain
+    // of one tiny batch can end before the call lands; then the closing connection refuses it
+    // instead (CANCELLED "connection closed", or INTERNAL for the GOAWAY), as it would for
+    // any gRPC server, and the client retries elsewhere.
     let refused = match late.code() {
         Code::Unavailable => late.message().contains("shutting down"),
         Code::Cancelled | Code::Internal => late.source().is_some(),
@@ -182,7 +191,7 @@ async fn shutdown_answers_every_admitted_request_and_refuses_new_ones() {
         answered += 1;
     }
     assert_eq!(answered, 40);
-    tokio::time::timeout(Duration::from_secs(10), server.task)
+    tokio::time::timeout(Duration::from_secs(30), server.task)
         .await
         .unwrap()
         .unwrap()

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tomllib
 from tokenizers import Tokenizer
 
 from .reference import Reference

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, MT5EncoderModel, T5EncoderModel, UMT5EncoderModel
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    MT5EncoderModel,
+    T5EncoderModel,
+    UMT5EncoderModel,
+)
 
 ENCODERS = {"mt5": MT5EncoderModel, "t5": T5EncoderModel, "umt5": UMT5EncoderModel}
 

@@ -113,7 +113,10 @@ def to_hf_json(sp_model: bytes) -> str:
     charsmap = proto.normalizer_spec.precompiled_charsmap
     if charsmap:
         normalizers.insert(0, {"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode()})
-    seq = lambda s: {"Sequence": {"id": s, "type_id": 0}}
+
+    def seq(s):
+        return {"Sequence": {"id": s, "type_id": 0}}
+
     eos = {"SpecialToken": {"id": EOS, "type_id": 0}}
     doc = {
         "version": "1.0",

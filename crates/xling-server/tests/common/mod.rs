@@ -187,10 +187,25 @@ impl TestServer {
         assert!(body.starts_with("HTTP/1.1 200"), "{body}");
         body
     }
+
+    /// Polls `/metrics` until `holds` is true of it and returns that text. The bound (30 s)
+    /// is for a server that never gets there, not a timing the test relies on.
+    pub async fn metrics_until(&self, what: &str, holds: impl Fn(&str) -> bool) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let text = self.metrics().await;
+            if holds(&text) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "not within 30 s: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
-/// Sum of a metric's samples whose name and labels start with `prefix` (e.g.
-/// `xling_batch_size_count` or `xling_requests_total{method="Search",code="OK"`).
 /// A Search over every language with the server's default ef.
 pub fn query(text: &str, top_k: u32) -> SearchRequest {
     SearchRequest {
@@ -214,6 +229,8 @@ pub async fn startup_error(settings: Settings) -> String {
     format!("{:#}", result.expect_err("startup must fail"))
 }
 
+/// Sum of a metric's samples whose name and labels start with `prefix` (e.g.
+/// `xling_batch_size_count` or `xling_requests_total{method="Search",code="OK"`).
 pub fn metric_sum(text: &str, prefix: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(prefix))
