@@ -1,6 +1,7 @@
-//! Concurrency: batches form, a full queue refuses, deadlines and cancellations drop queries
-//! before encoding; checked through the responses and the real /metrics endpoint. Metrics are
-//! process-wide, so the steps run in order in one test.
+//! Concurrency: batches form, a full queue refuses, requests beyond the per-connection limit are
+//! refused at once, deadlines and cancellations drop queries before encoding; checked through
+//! the responses and the real /metrics endpoint. Metrics are process-wide, so the steps run in
+//! order in one test.
 
 mod common;
 
@@ -19,6 +20,7 @@ fn query(i: usize) -> SearchRequest {
 async fn batching_overload_deadlines_and_cancellation() {
     concurrent_queries_share_batches().await;
     a_full_queue_refuses_fast_and_loses_nothing().await;
+    beyond_the_connection_limit_is_refused_at_once().await;
     queued_past_its_deadline_is_dropped_unencoded().await;
     a_client_that_gives_up_is_dropped_unencoded().await;
 }
@@ -92,6 +94,46 @@ async fn a_full_queue_refuses_fast_and_loses_nothing() {
     let rejected = metric_sum(&after, r#"xling_rejected_total{reason="queue_full""#)
         - metric_sum(&before, r#"xling_rejected_total{reason="queue_full""#);
     assert_eq!(rejected, refused as f64);
+    server.stop().await.unwrap();
+}
+
+/// Two queries on one connection hold its limit of 2 (each waits a whole second for company);
+/// a third on the same connection gets RESOURCE_EXHAUSTED while they still wait, instead of
+/// queueing unseen by admission; the two are then answered.
+async fn beyond_the_connection_limit_is_refused_at_once() {
+    let server = TestServer::start(Settings {
+        max_batch_size: Some(64),
+        max_wait_us: Some(1_000_000),
+        max_concurrency_per_connection: Some(2),
+        ..settings()
+    })
+    .await;
+    let in_flight = |text: &str| metric_sum(text, "xling_in_flight_requests");
+    let base = in_flight(&server.metrics().await);
+    let client = server.client().await;
+    let holding: Vec<_> = (0..2)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.search(query(i)).await.map(|_| ()) })
+        })
+        .collect();
+    while in_flight(&server.metrics().await) < base + 2.0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let status = client.clone().search(query(3)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("Too many active requests"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        holding.iter().all(|task| !task.is_finished()),
+        "refused while the two still wait, not after"
+    );
+    for task in holding {
+        task.await.unwrap().unwrap();
+    }
     server.stop().await.unwrap();
 }
 
