@@ -171,18 +171,16 @@ async fn a_batch_stays_open_while_the_encoder_is_busy() {
     }
 }
 
-/// With 20 queries queued behind a running batch of 1 that has just started, the encoder needs
-/// run(1) + run(16) + run(5) = 46 ms for them and one more: a query with 40 ms left is refused
-/// at once, one with 100 ms is admitted and answered. Before the cost fit has seen two batch
-/// sizes, nothing is refused.
-#[tokio::test(start_paused = true)]
-async fn a_query_that_cannot_make_its_deadline_is_refused_at_once() {
-    let (batcher, mut encoder) = Encoder::start(false, Duration::ZERO);
-    let soon = || Some(Instant::now() + 20 * MS);
-    // Teach the cost: a batch of 1, then the 3 that queued behind it.
-    let mut tickets = vec![batcher.submit(0, 1, soon()).unwrap()];
+/// Teaches the cost fit two batch sizes: a batch of 1, then the 3 that queued behind it (before
+/// that, admission cannot judge a queue and admits everything, deadline or not).
+async fn teach_two_batch_sizes(
+    batcher: &Batcher<u32, u32>,
+    encoder: &mut Encoder,
+    deadline: Option<Instant>,
+) {
+    let mut tickets = vec![batcher.submit(0, 1, deadline).unwrap()];
     let size = encoder.started.recv().await.unwrap();
-    tickets.extend((1..=3).map(|i| batcher.submit(i, 1, soon()).unwrap()));
+    tickets.extend((1..=3).map(|i| batcher.submit(i, 1, deadline).unwrap()));
     for _ in 0..5 {
         tokio::task::yield_now().await;
     }
@@ -191,6 +189,16 @@ async fn a_query_that_cannot_make_its_deadline_is_refused_at_once() {
     encoder.run_items(3).await;
     all(tickets).await;
     assert_eq!(*encoder.seen.lock().unwrap(), vec![vec![0], vec![1, 2, 3]]);
+}
+
+/// With 20 queries queued behind a running batch of 1 that has just started, the encoder needs
+/// run(1) + run(16) + run(5) = 46 ms for them and one more: a query with 40 ms left is refused
+/// at once, one with 100 ms is admitted and answered. Before the cost fit has seen two batch
+/// sizes, nothing is refused.
+#[tokio::test(start_paused = true)]
+async fn a_query_that_cannot_make_its_deadline_is_refused_at_once() {
+    let (batcher, mut encoder) = Encoder::start(false, Duration::ZERO);
+    teach_two_batch_sizes(&batcher, &mut encoder, Some(Instant::now() + 20 * MS)).await;
 
     let mut queued = vec![batcher.submit(10, 1, None).unwrap()];
     let running = encoder.started.recv().await.unwrap();
@@ -291,19 +299,9 @@ async fn the_queue_wait_budget_refuses_at_once_and_loses_nothing() {
         adaptive_wait: false,
         split_by_length: true,
     });
-    // Before the fit has seen two batch sizes, the budget cannot be judged: all admitted.
-    let mut tickets = vec![batcher.submit(0, 1, None).unwrap()];
-    let size = encoder.started.recv().await.unwrap();
-    tickets.extend((1..=3).map(|i| batcher.submit(i, 1, None).unwrap()));
-    for _ in 0..5 {
-        tokio::task::yield_now().await;
-    }
-    tokio::time::advance(run(size)).await;
-    encoder.gate.send(()).unwrap();
-    encoder.run_items(3).await;
-    all(tickets).await;
+    teach_two_batch_sizes(&batcher, &mut encoder, None).await;
 
-    // A batch of 1 has just started; the 20 ahead and a new one need 9 + 24 + 13 = 46 ms.
+    // A batch of 1 has just started and 13 queue behind it.
     let mut queued = vec![batcher.submit(10, 1, None).unwrap()];
     let running = encoder.started.recv().await.unwrap();
     // Up to 13 ahead, the prediction stays within 30 ms: run(1) + run(14) = 9 + 22 = 31 > 30,
