@@ -45,7 +45,9 @@ def run(a: argparse.Namespace) -> None:
                 srv.wait_ready(grid)
                 measure(grid, srv, ["-c", "16", "-z", f"{grid.get('warmup_s', 2)}s"])
                 for mode, c, rate in loads:
-                    extra = ["-c", str(c), "-z", f"{a.duration_s}s"] + (["-r", str(rate)] if rate else [])
+                    extra = ["-c", str(c), "-z", f"{a.duration_s}s"]
+                    if rate:  # the grid's open_loop_args, e.g. ["--connections", "4"]
+                        extra += ["-r", str(rate), *grid.get("open_loop_args", [])]
                     row = measure(grid, srv, extra)
                     row.update(model=model["name"], mode=mode, concurrency=c,
                                max_batch_size=a.max_batch_size, max_wait_us=a.max_wait_us,

@@ -37,7 +37,7 @@ FIELDS = [
     "count", "ok", "errors", "rps", "ok_rps", "p50_ms", "p90_ms", "p99_ms", "service_p99_ms",
     "batch_size_mean", "queue_wait_ms_mean", "padded_tokens_per_query", "query_tokens_mean",
     "server_cpu_cores", "client_cpu_cores", "rejected", "expired", "max_wait_end_us", "seconds",
-    "encoder_busy",
+    "encoder_busy", "mean_ms", "refused", "refused_p99_ms", "refused_service_p99_ms",
 ]  # fmt: skip
 
 
@@ -143,7 +143,8 @@ def measure(grid: dict, srv: Server, extra: list[str]) -> dict:
     client_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     return {
         **{k: s.get(k, "") for k in ("count", "ok", "errors", "rps", "ok_rps", "p50_ms",
-                                     "p90_ms", "p99_ms", "service_p99_ms")},  # fmt: skip
+                                     "p90_ms", "p99_ms", "service_p99_ms", "mean_ms", "refused",
+                                     "refused_p99_ms", "refused_service_p99_ms")},  # fmt: skip
         "batch_size_mean": ratio(queries, batches),
         "queue_wait_ms_mean": ratio(
             1000 * delta(after, before, "xling_queue_wait_seconds_sum"),

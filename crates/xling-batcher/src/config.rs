@@ -1,4 +1,5 @@
-//! Batching settings, validated once.
+//! Batching settings, validated once. [`BatchConfig::DEFAULT`] is the one place the defaults
+//! live: the server's settings and its `--help` read them from here.
 
 use std::time::Duration;
 
@@ -6,10 +7,15 @@ use std::time::Duration;
 pub struct BatchConfig {
     /// Most items in one batch.
     pub max_batch_size: usize,
-    /// Longest time the oldest item of a batch waits for company (the cap in adaptive mode).
+    /// Longest time the oldest item of a batch opened on an idle encoder waits for company
+    /// (the cap in adaptive mode). 0 is work-conserving batching: never wait while the encoder
+    /// is idle, and batch whatever queued while it was busy.
     pub max_wait: Duration,
     /// Most items admitted and not yet encoding; beyond it `submit` refuses.
     pub queue_capacity: usize,
+    /// Longest predicted queue wait a new item may face; beyond it `submit` refuses at once.
+    /// 0 turns it off (then only `queue_capacity` and deadlines limit the queue).
+    pub max_queue_wait: Duration,
     /// Padded-token budget per batch (longest item x count); 0 turns it off.
     pub max_batch_tokens: usize,
     /// Choose the wait from the observed arrival rate and batch cost, up to `max_wait`.
@@ -18,20 +24,26 @@ pub struct BatchConfig {
     pub split_by_length: bool,
 }
 
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig {
-            max_batch_size: 32,
-            max_wait: Duration::from_millis(2),
-            queue_capacity: 1024,
-            max_batch_tokens: 0,
-            adaptive_wait: false,
-            split_by_length: true,
-        }
-    }
-}
-
 impl BatchConfig {
+    /// The defaults, chosen by the measurements in docs/batching-study.md ("The batcher at the
+    /// limit"): work-conserving batching, the largest max batch that helped at saturation on
+    /// CPU, and a queue wait budget that keeps overload from turning into timeouts.
+    pub const DEFAULT: BatchConfig = BatchConfig {
+        max_batch_size: 32,
+        max_wait: Duration::ZERO,
+        queue_capacity: 1024,
+        max_queue_wait: Duration::from_millis(500),
+        max_batch_tokens: 0,
+        adaptive_wait: false,
+        split_by_length: true,
+    };
+
+    /// Whether a batch opened while the encoder is busy stays open until it is free (it could
+    /// not start earlier anyway): in adaptive mode, and with no fixed wait.
+    pub fn holds_while_busy(&self) -> bool {
+        self.adaptive_wait || self.max_wait.is_zero()
+    }
+
     /// Checks the settings; the message names the bad one.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=4096).contains(&self.max_batch_size) {
@@ -52,7 +64,19 @@ impl BatchConfig {
                 self.queue_capacity, self.max_batch_size
             ));
         }
+        if self.max_queue_wait > Duration::from_secs(3600) {
+            return Err(format!(
+                "max_queue_wait = {:?} is above an hour; use 0 to turn the budget off",
+                self.max_queue_wait
+            ));
+        }
         Ok(())
+    }
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig::DEFAULT
     }
 }
 
@@ -76,9 +100,30 @@ mod tests {
         })
         .contains("max_wait"));
         assert!(bad(BatchConfig {
+            max_queue_wait: Duration::from_secs(3601),
+            ..base.clone()
+        })
+        .contains("max_queue_wait"));
+        assert!(bad(BatchConfig {
             queue_capacity: 4,
             ..base
         })
         .contains("queue_capacity"));
+    }
+
+    #[test]
+    fn only_a_fixed_wait_closes_on_its_timer_while_busy() {
+        let base = BatchConfig::default();
+        assert!(base.holds_while_busy(), "work-conserving by default");
+        let fixed = BatchConfig {
+            max_wait: Duration::from_millis(2),
+            ..base.clone()
+        };
+        assert!(!fixed.holds_while_busy());
+        assert!(BatchConfig {
+            adaptive_wait: true,
+            ..fixed
+        }
+        .holds_while_busy());
     }
 }

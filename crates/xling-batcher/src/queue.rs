@@ -4,8 +4,11 @@
 //! an unbounded channel (bounded in effect by the permits) to the batching task. The task
 //! reserves the single slot of the channel to the inference thread *before* it starts a batch,
 //! so exactly one closed batch waits while another runs. A slot is given back when the item's
-//! batch starts running, so "queue depth" means admitted and not yet encoding. In adaptive
-//! mode a batch opened while the encoder is busy stays open until it is free (see `wait`).
+//! batch starts running, so "queue depth" means admitted and not yet encoding. A batch opened
+//! while the encoder is busy stays open until it is free (work-conserving with no fixed wait,
+//! and in adaptive mode; see `wait`): it could not start earlier anyway. Admission refuses at
+//! once what the fitted cost predicts would wait past the query's deadline or past the queue
+//! wait budget, so that overload turns into fast refusals instead of timeouts.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,7 +46,8 @@ pub struct Batcher<T, R> {
     permits: Arc<Semaphore>,
     capacity: usize,
     max_batch_size: usize,
-    wait: Arc<WaitPolicy>,
+    max_queue_wait: Duration,
+    running: Arc<Running>,
     cost: Arc<CostModel>,
     split: Option<Arc<LengthSplit>>,
     observer: Arc<dyn Observer>,
@@ -85,6 +89,11 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         // Batches handed to the inference threads and not yet run: below `instances` means an
         // instance is free.
         let in_flight = Arc::new(watch::Sender::new(0usize));
+        let running = Arc::new(Running {
+            in_flight: in_flight.subscribe(),
+            instances,
+            last: Mutex::new((0, Instant::now())),
+        });
         let split = config.split_by_length.then(Arc::<LengthSplit>::default);
         worker::spawn(
             batch_rx,
@@ -107,14 +116,16 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             observer.clone(),
             in_flight,
             instances,
+            running.clone(),
         ));
         Batcher {
             tx: Mutex::new(Some(tx)),
             permits,
             capacity: config.queue_capacity,
             max_batch_size: config.max_batch_size,
+            max_queue_wait: config.max_queue_wait,
+            running,
             cost: wait.cost(),
-            wait,
             split,
             observer,
             finished: tokio::sync::Mutex::new(Some(finished_rx)),
@@ -122,7 +133,8 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 
     /// Admits one item costing `tokens`, or refuses at once when the queue is full or closed,
-    /// or when the queries ahead would take the encoder past `deadline`.
+    /// or when the queries ahead would take the encoder past `deadline` or past the queue wait
+    /// budget (`max_queue_wait`).
     pub fn submit(
         &self,
         item: T,
@@ -131,9 +143,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     ) -> Result<Ticket<R>, BatchError> {
         let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         let tx = guard.as_ref().ok_or(BatchError::Closed)?;
-        if let Some(deadline) = deadline {
-            self.check_reachable(deadline)?;
-        }
+        self.check_reachable(deadline)?;
         let permit =
             self.permits
                 .clone()
@@ -156,22 +166,32 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         Ok(Ticket { rx })
     }
 
-    /// Refuses now what would otherwise wait out its deadline in the queue: under overload a
-    /// big queue turns into timeouts, and the encoder's work on them is wasted. With others
-    /// queued the encoder is busy, and the batch it runs is no longer in the queue: count
-    /// one full batch for it. Still optimistic: gaps between batches are not in the fit.
-    fn check_reachable(&self, deadline: Instant) -> Result<(), BatchError> {
+    /// Refuses now what would otherwise wait out its deadline (or the budget) in the queue:
+    /// under overload a big queue turns into timeouts, and the encoder's work on them is
+    /// wasted. The prediction: what is left of the running batch, then the queries ahead and
+    /// this one in full batches. Still optimistic: gaps between batches are not in the fit.
+    fn check_reachable(&self, deadline: Option<Instant>) -> Result<(), BatchError> {
+        let budget = (!self.max_queue_wait.is_zero()).then_some(self.max_queue_wait);
+        if deadline.is_none() && budget.is_none() {
+            return Ok(());
+        }
         let ahead = self.depth();
-        let running = if ahead > 0 { self.max_batch_size } else { 0 };
-        let items = ahead + 1 + running;
-        let Some(needed) = self.cost.time_to_run(items, self.max_batch_size) else {
+        let Some(queued) = self.cost.time_to_run(ahead + 1, self.max_batch_size) else {
             return Ok(());
         };
-        if Instant::now() + needed > deadline {
-            return Err(BatchError::DeadlineUnreachable {
+        // Instances run batches side by side; the fit is of one instance's (contended) runs.
+        let queued = queued / self.running.instances as u32;
+        let needed = queued + self.running.left(&self.cost, self.max_batch_size);
+        let needed_ms = needed.as_millis() as u64;
+        if let Some(budget) = budget.filter(|&b| needed > b) {
+            return Err(BatchError::OverBudget {
                 ahead,
-                needed_ms: needed.as_millis() as u64,
+                needed_ms,
+                budget_ms: budget.as_millis() as u64,
             });
+        }
+        if deadline.is_some_and(|d| Instant::now() + needed > d) {
+            return Err(BatchError::DeadlineUnreachable { ahead, needed_ms });
         }
         Ok(())
     }
@@ -187,11 +207,6 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Items admitted and not yet running.
     pub fn depth(&self) -> usize {
         self.capacity - self.permits.available_permits()
-    }
-
-    /// The wait a new batch gets now (changes over time in adaptive mode).
-    pub fn current_wait(&self) -> Duration {
-        self.wait.current()
     }
 
     /// Stops admitting, runs everything already admitted, and returns once the inference
@@ -212,6 +227,7 @@ async fn batching_task<T, R>(
     observer: Arc<dyn Observer>,
     in_flight: Arc<watch::Sender<usize>>,
     instances: usize,
+    sent: Arc<Running>,
 ) {
     let mut running = in_flight.subscribe();
     let mut carry: Option<Entry<T, R>> = None;
@@ -233,8 +249,9 @@ async fn batching_task<T, R>(
         if let Some(t0) = alone.take() {
             wait.idle_gap(first.enqueued.duration_since(t0));
         }
-        // Adaptive mode, every instance busy: no timer; collect until one is free.
-        let hold = config.adaptive_wait && *running.borrow() >= instances;
+        // Every instance busy (and no fixed wait to honour): no timer; collect until one is
+        // free.
+        let hold = config.holds_while_busy() && *running.borrow() >= instances;
         let max_wait = if hold { Duration::ZERO } else { wait.current() };
         observer.wait_chosen(max_wait);
         let close_at = first.enqueued + max_wait;
@@ -273,9 +290,35 @@ async fn batching_task<T, R>(
         }
         let live = retain_live(batch, observer.as_ref());
         if !live.is_empty() {
+            sent.started(live.len());
             in_flight.send_modify(|n| *n += 1);
             slot.send(live);
         }
+    }
+}
+
+/// The batch handed to an encoder instance last, which admission counts as running while
+/// every instance is busy.
+struct Running {
+    in_flight: watch::Receiver<usize>,
+    instances: usize,
+    /// Its size and when it was handed over.
+    last: Mutex<(usize, Instant)>,
+}
+
+impl Running {
+    fn started(&self, size: usize) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = (size, Instant::now());
+    }
+
+    /// What the fit says is left of the running batch (none when an instance is free).
+    fn left(&self, cost: &CostModel, max_batch: usize) -> Duration {
+        if *self.in_flight.borrow() < self.instances {
+            return Duration::ZERO;
+        }
+        let (size, since) = *self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let whole = cost.time_to_run(size, max_batch).unwrap_or_default();
+        whole.saturating_sub(since.elapsed())
     }
 }
 

@@ -1,6 +1,10 @@
 //! How long a new batch may wait for more items.
 //!
-//! Fixed mode always waits `max_wait`. Adaptive mode (`adaptive_wait`) follows two rules:
+//! Fixed mode waits `max_wait` from a batch's first item. With `max_wait` 0 (the default) that
+//! is work-conserving batching: a batch opened on an idle encoder closes at once, and one
+//! opened while the encoder is busy collects until it is free (rule 1 below); a fixed wait
+//! above 0 keeps its timer even while the encoder is busy (the old rule, kept for the study).
+//! Adaptive mode (`adaptive_wait`) follows two rules:
 //!
 //! 1. **Encoder busy: no wait, but the batch stays open.** While a batch runs, arrivals pile up
 //!    anyway, so the next batch collects them until the encoder is free (or it is full) and

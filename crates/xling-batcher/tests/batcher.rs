@@ -44,6 +44,7 @@ fn config(max_batch_size: usize, max_wait_ms: u64) -> BatchConfig {
         max_batch_size,
         max_wait: Duration::from_millis(max_wait_ms),
         queue_capacity: 64,
+        max_queue_wait: Duration::ZERO,
         max_batch_tokens: 0,
         adaptive_wait: false,
         split_by_length: true,

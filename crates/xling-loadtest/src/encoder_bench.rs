@@ -29,6 +29,10 @@ pub struct EncoderBench {
     /// Query texts to also encode one at a time, unpadded, as a lone client's queries run in
     /// the service: the baseline of the low-load overhead. Empty: skipped.
     pub queries: Vec<String>,
+    /// Batch sizes at which to also encode `queries` in consecutive batches, once in their own
+    /// order and once sorted by token length: the sorted peak is the ceiling a length-aware
+    /// batcher can reach on this load. Empty: skipped.
+    pub query_batches: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +58,19 @@ pub struct BenchResult {
     /// rounded); `iters` passes over the set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lone_queries: Option<BenchRow>,
+    /// `queries` in consecutive batches (see `EncoderBench::query_batches`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_batch_rows: Vec<QueryBatchRow>,
+}
+
+/// All of `queries` in batches of `row.batch`; `row.seq` is the mean padded tokens per query,
+/// `row.sequences_per_s` the queries encoded per second of encoder time over whole passes.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryBatchRow {
+    /// "arrival" (the data file's order) or "sorted" (by token length).
+    pub order: &'static str,
+    #[serde(flatten)]
+    pub row: BenchRow,
 }
 
 impl EncoderBench {
@@ -106,6 +123,7 @@ impl EncoderBench {
             }
         }
         let lone_queries = self.lone_queries(&mut encoder)?;
+        let query_batch_rows = self.query_batches(&mut encoder)?;
         Ok(BenchResult {
             model_id: encoder.manifest().id.clone(),
             precision: encoder.manifest().precision.clone(),
@@ -114,7 +132,52 @@ impl EncoderBench {
             iters: self.iters,
             rows,
             lone_queries,
+            query_batch_rows,
         })
+    }
+
+    fn query_batches(&self, encoder: &mut Encoder) -> Result<Vec<QueryBatchRow>, LoadtestError> {
+        if self.queries.is_empty() || self.query_batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let arrival = self
+            .queries
+            .iter()
+            .map(|q| encoder.tokenizer().tokenize(q, Mode::Query))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut sorted = arrival.clone();
+        sorted.sort_by_key(Tokens::len);
+        let mut rows = Vec::new();
+        for &batch in &self.query_batches {
+            for (order, tokens) in [("arrival", &arrival), ("sorted", &sorted)] {
+                let chunks: Vec<Vec<&Tokens>> = tokens
+                    .chunks(batch.max(1))
+                    .map(|c| c.iter().collect())
+                    .collect();
+                for chunk in chunks.iter().cycle().take(self.warmup.min(chunks.len())) {
+                    encoder.encode(chunk)?;
+                }
+                let mut times = Vec::with_capacity(self.iters * chunks.len());
+                for _ in 0..self.iters {
+                    for chunk in &chunks {
+                        let start = Instant::now();
+                        encoder.encode(chunk)?;
+                        times.push(start.elapsed().as_secs_f64());
+                    }
+                }
+                let padded: usize = chunks
+                    .iter()
+                    .map(|c| c.len() * c.iter().map(|t| t.len()).max().unwrap_or(0))
+                    .sum();
+                let per_query = padded as f64 / tokens.len() as f64;
+                let total_s = times.iter().sum::<f64>();
+                let mut row = row(batch, per_query.round() as usize, &mut times);
+                row.sequences_per_s = (self.iters * tokens.len()) as f64 / total_s;
+                row.tokens_per_s = row.sequences_per_s * per_query;
+                rows.push(QueryBatchRow { order, row });
+            }
+        }
+        Ok(rows)
     }
 
     fn lone_queries(&self, encoder: &mut Encoder) -> Result<Option<BenchRow>, LoadtestError> {
@@ -209,6 +272,7 @@ mod tests {
             iters: 2,
             warmup: 1,
             queries: vec!["Wie hoch ist der Everest?".into(), "tango".into()],
+            query_batches: vec![2],
         };
         let mut seen = 0;
         let result = bench.run(|_| seen += 1).unwrap();
@@ -221,6 +285,12 @@ mod tests {
         let lone = result.lone_queries.expect("queries were given");
         assert_eq!(lone.batch, 1);
         assert!(lone.seq >= 2 && lone.p50_ms > 0.0, "{lone:?}");
+        let orders: Vec<_> = result.query_batch_rows.iter().map(|r| r.order).collect();
+        assert_eq!(orders, ["arrival", "sorted"]);
+        assert!(result
+            .query_batch_rows
+            .iter()
+            .all(|r| r.row.batch == 2 && r.row.sequences_per_s > 0.0 && r.row.seq >= lone.seq));
         let too_long = EncoderBench {
             seq_lens: vec![100_000],
             ..bench

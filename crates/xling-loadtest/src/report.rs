@@ -349,6 +349,21 @@ pub fn summary_json(spec: &RunSpec, outcome: &RunOutcome, report: &Report) -> se
         (!timings.is_empty()).then(|| timings.iter().map(f).sum::<f64>() / timings.len() as f64)
     };
     let total_s = report.total as f64 / 1e9;
+    // Refusals on their own: how fast overload is answered (latency from the due time, and the
+    // service time from the actual send).
+    let refused_ms = |pick: fn(&CallRecord) -> Duration| {
+        let mut lats: Vec<f64> = records
+            .iter()
+            .filter(|r| r.code == tonic::Code::ResourceExhausted)
+            .map(|r| pick(r).as_secs_f64())
+            .collect();
+        lats.sort_by(f64::total_cmp);
+        ms(&lats, 99)
+    };
+    let refused = records
+        .iter()
+        .filter(|r| r.code == tonic::Code::ResourceExhausted)
+        .count();
     json!({
         "name": spec.name,
         "call": spec.config.call,
@@ -378,6 +393,9 @@ pub fn summary_json(spec: &RunSpec, outcome: &RunOutcome, report: &Report) -> se
         "server_encode_ms_mean": server_mean(|t| t.encode_us / 1e3),
         "server_total_ms_mean": server_mean(|t| t.total_us / 1e3),
         "server_batch_size_mean": server_mean(|t| t.batch_size),
+        "refused": refused,
+        "refused_p99_ms": refused_ms(|r| r.latency),
+        "refused_service_p99_ms": refused_ms(|r| r.service),
         "status_codes": report.status_code_distribution,
         "tags": spec.tags,
     })

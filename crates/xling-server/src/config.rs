@@ -16,6 +16,14 @@ use xling_encoder::{Device, EncoderKind};
 use crate::auth::{check_token, Secret};
 use crate::tls::TlsFiles;
 
+/// The batching defaults, written once in the batcher.
+const D: BatchConfig = BatchConfig::DEFAULT;
+
+/// A help text that ends with its default, as clap prints them.
+fn defaulted(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
 /// What the operator gave, before defaults. Every field is optional so that the layers can be
 /// merged field by field.
 #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
@@ -50,26 +58,52 @@ pub struct Settings {
     /// [default: onnx]
     #[arg(long, env = "XLING_ENCODER", hide = true)]
     pub encoder: Option<String>,
-    /// Most queries encoded together. [default: 32]
-    #[arg(long, env = "XLING_MAX_BATCH_SIZE")]
+    // The batching settings' help texts print their defaults from `BatchConfig::DEFAULT`, the
+    // one place they are written.
+    #[arg(long, env = "XLING_MAX_BATCH_SIZE", help = defaulted(
+        "Most queries encoded together.",
+        D.max_batch_size,
+    ))]
     pub max_batch_size: Option<usize>,
-    /// Longest time (microseconds) a batch's oldest query waits for company. [default: 2000]
-    #[arg(long, env = "XLING_MAX_WAIT_US")]
+    #[arg(long, env = "XLING_MAX_WAIT_US", help = defaulted(
+        "Longest time (microseconds) a batch opened on an idle encoder waits for company. 0 is \
+         work-conserving batching: never wait while the encoder is idle, and batch whatever \
+         queued while it was busy. Above 0, a fixed timer from the batch's first query (the old \
+         rule, kept for the study); with --adaptive-wait, the cap of the adaptive wait.",
+        D.max_wait.as_micros(),
+    ))]
     pub max_wait_us: Option<u64>,
-    /// Queries admitted and not yet encoding; beyond it requests get RESOURCE_EXHAUSTED.
-    /// [default: 1024]
-    #[arg(long, env = "XLING_QUEUE_CAPACITY")]
+    #[arg(long, env = "XLING_QUEUE_CAPACITY", help = defaulted(
+        "Queries admitted and not yet encoding; beyond it requests get RESOURCE_EXHAUSTED.",
+        D.queue_capacity,
+    ))]
     pub queue_capacity: Option<usize>,
-    /// Padded-token budget per batch (longest x count); 0 = no budget. [default: 0]
-    #[arg(long, env = "XLING_MAX_BATCH_TOKENS")]
+    #[arg(long, env = "XLING_MAX_QUEUE_WAIT_MS", help = defaulted(
+        "Queue wait budget (milliseconds): a query whose predicted wait for the encoder (the \
+         queries ahead and its own, by the fitted batch cost) is longer gets RESOURCE_EXHAUSTED \
+         at once, so overload is refused fast instead of timing out. 0 = no budget.",
+        D.max_queue_wait.as_millis(),
+    ))]
+    pub max_queue_wait_ms: Option<u64>,
+    #[arg(long, env = "XLING_MAX_BATCH_TOKENS", help = defaulted(
+        "Padded-token budget per batch (longest x count); 0 = no budget.",
+        D.max_batch_tokens,
+    ))]
     pub max_batch_tokens: Option<usize>,
-    /// Choose each batch's wait from the arrival rate and batch cost (max-wait-us caps it).
-    /// [default: false]
-    #[arg(long, env = "XLING_ADAPTIVE_WAIT", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "XLING_ADAPTIVE_WAIT", num_args = 0..=1, default_missing_value = "true",
+          help = defaulted(
+        "Adaptive wait: while the encoder is busy a batch collects until it is free; on an idle \
+         encoder it waits min(fixed batch cost / 2, max-wait-us), and only while most recent \
+         idle starts saw the next query come within that window.",
+        D.adaptive_wait,
+    ))]
     pub adaptive_wait: Option<bool>,
-    /// Run a closed batch as length-sorted runs when the padding saved (fitted per-token
-    /// cost) pays for the extra runs. [default: true]
-    #[arg(long, env = "XLING_SPLIT_BY_LENGTH", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "XLING_SPLIT_BY_LENGTH", num_args = 0..=1, default_missing_value = "true",
+          help = defaulted(
+        "Run a closed batch as length-sorted runs when the padding saved (fitted per-token \
+         cost) pays for the extra runs; the run holding the oldest query goes first.",
+        D.split_by_length,
+    ))]
     pub split_by_length: Option<bool>,
     /// Largest top_k a request may ask for. [default: 100]
     #[arg(long, env = "XLING_MAX_TOP_K")]
@@ -83,7 +117,8 @@ pub struct Settings {
     /// Largest gRPC request message in bytes. [default: 4194304]
     #[arg(long, env = "XLING_MAX_MESSAGE_BYTES")]
     pub max_message_bytes: Option<usize>,
-    /// Most concurrent requests per client connection. [default: 256]
+    /// Most concurrent requests per client connection; beyond it a request gets
+    /// RESOURCE_EXHAUSTED at once instead of waiting unseen by admission. [default: 256]
     #[arg(long, env = "XLING_MAX_CONCURRENCY_PER_CONNECTION")]
     pub max_concurrency_per_connection: Option<usize>,
     /// HNSW search breadth when a request gives none, raised to 8 per requested result.
@@ -149,6 +184,7 @@ impl Settings {
             max_batch_size,
             max_wait_us,
             queue_capacity,
+            max_queue_wait_ms,
             max_batch_tokens,
             adaptive_wait,
             split_by_length,
@@ -218,12 +254,15 @@ impl Settings {
             encoder_instances,
             encoder,
             batching: BatchConfig {
-                max_batch_size: self.max_batch_size.unwrap_or(32),
-                max_wait: Duration::from_micros(self.max_wait_us.unwrap_or(2000)),
-                queue_capacity: self.queue_capacity.unwrap_or(1024),
-                max_batch_tokens: self.max_batch_tokens.unwrap_or(0),
-                adaptive_wait: self.adaptive_wait.unwrap_or(false),
-                split_by_length: self.split_by_length.unwrap_or(true),
+                max_batch_size: self.max_batch_size.unwrap_or(D.max_batch_size),
+                max_wait: self.max_wait_us.map_or(D.max_wait, Duration::from_micros),
+                queue_capacity: self.queue_capacity.unwrap_or(D.queue_capacity),
+                max_queue_wait: self
+                    .max_queue_wait_ms
+                    .map_or(D.max_queue_wait, Duration::from_millis),
+                max_batch_tokens: self.max_batch_tokens.unwrap_or(D.max_batch_tokens),
+                adaptive_wait: self.adaptive_wait.unwrap_or(D.adaptive_wait),
+                split_by_length: self.split_by_length.unwrap_or(D.split_by_length),
             },
             limits: Limits {
                 max_top_k: self.max_top_k.unwrap_or(100),
@@ -370,7 +409,7 @@ mod tests {
         let c = Settings::default().resolve().unwrap();
         assert_eq!(c.grpc_addr.port(), 50051);
         assert_eq!(c.metrics_addr.map(|a| a.port()), Some(9464));
-        assert_eq!(c.batching.max_batch_size, 32);
+        assert_eq!(c.batching, BatchConfig::DEFAULT);
         assert!(c.model.ends_with("models/multilingual-e5-small"));
         assert_eq!((c.encoder_instances, &c.encoder), (1, &EncoderKind::Onnx));
     }

@@ -123,6 +123,19 @@ fn intra_threads(device: Device, given: usize, instances: usize) -> usize {
     }
 }
 
+/// The `xling_rejected_total` reason of a refused admission; `None` for errors that are not
+/// admission refusals. Exhaustive, so a new refusal cannot go uncounted.
+fn rejection_reason(error: &BatchError) -> Option<&'static str> {
+    match error {
+        BatchError::QueueFull { .. } => Some("queue_full"),
+        BatchError::DeadlineUnreachable { .. } => Some("deadline_unreachable"),
+        BatchError::OverBudget { .. } => Some("queue_wait_budget"),
+        BatchError::DeadlineExceeded { .. } | BatchError::Closed | BatchError::Failed { .. } => {
+            None
+        }
+    }
+}
+
 pub struct Engine {
     batcher: Batcher<Tokens, Vec<f32>>,
     tokenizer: TextTokenizer,
@@ -244,10 +257,10 @@ impl Engine {
         let ticket = self
             .batcher
             .submit(tokens, count, deadline)
-            .inspect_err(|e| match e {
-                BatchError::QueueFull { .. } => metrics::rejected("queue_full"),
-                BatchError::DeadlineUnreachable { .. } => metrics::rejected("deadline_unreachable"),
-                _ => {}
+            .inspect_err(|e| {
+                if let Some(reason) = rejection_reason(e) {
+                    metrics::rejected(reason);
+                }
             })?;
         // Answer DEADLINE_EXCEEDED ourselves when the deadline passes while queued or encoding;
         // the batcher counts the dropped query as expired when its batch closes.
@@ -297,10 +310,6 @@ impl Engine {
     /// Queries admitted and not yet encoding.
     pub fn queue_depth(&self) -> usize {
         self.batcher.depth()
-    }
-
-    pub fn current_wait(&self) -> Duration {
-        self.batcher.current_wait()
     }
 
     /// Stops admitting and answers everything already admitted.

@@ -22,6 +22,13 @@ pub enum ServerError {
     /// The queries queued ahead would take the encoder past this one's deadline.
     #[error("server overloaded: {ahead} queries ahead need about {needed_ms} ms of encoding, more than the deadline leaves; retry with backoff or a longer deadline")]
     Unreachable { ahead: usize, needed_ms: u64 },
+    /// The queries queued ahead would wait longer than the queue wait budget allows.
+    #[error("server overloaded: {ahead} queries ahead need about {needed_ms} ms of encoding, over the {budget_ms} ms queue wait budget (max_queue_wait_ms); retry with backoff")]
+    OverBudget {
+        ahead: usize,
+        needed_ms: u64,
+        budget_ms: u64,
+    },
     #[error("deadline exceeded after {waited_ms} ms waiting for the encoder; increase the deadline or reduce load")]
     DeadlineExceeded { waited_ms: u64 },
     /// Loading, or draining for shutdown.
@@ -51,7 +58,8 @@ impl ServerError {
             ServerError::InvalidArgument { .. } => Code::InvalidArgument,
             ServerError::TooLarge { .. }
             | ServerError::Overloaded { .. }
-            | ServerError::Unreachable { .. } => Code::ResourceExhausted,
+            | ServerError::Unreachable { .. }
+            | ServerError::OverBudget { .. } => Code::ResourceExhausted,
             ServerError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             ServerError::Unavailable { .. } => Code::Unavailable,
             ServerError::Encoder { .. } => Code::Internal,
@@ -101,6 +109,15 @@ impl From<BatchError> for ServerError {
             BatchError::DeadlineUnreachable { ahead, needed_ms } => {
                 ServerError::Unreachable { ahead, needed_ms }
             }
+            BatchError::OverBudget {
+                ahead,
+                needed_ms,
+                budget_ms,
+            } => ServerError::OverBudget {
+                ahead,
+                needed_ms,
+                budget_ms,
+            },
             BatchError::DeadlineExceeded { waited_ms } => {
                 ServerError::DeadlineExceeded { waited_ms }
             }
@@ -127,6 +144,14 @@ mod tests {
                 BatchError::DeadlineUnreachable {
                     ahead: 9,
                     needed_ms: 70,
+                },
+                Code::ResourceExhausted,
+            ),
+            (
+                BatchError::OverBudget {
+                    ahead: 9,
+                    needed_ms: 700,
+                    budget_ms: 500,
                 },
                 Code::ResourceExhausted,
             ),

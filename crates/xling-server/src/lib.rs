@@ -114,6 +114,10 @@ pub async fn run(
     let mut grpc = tokio::spawn(
         server
             .concurrency_limit_per_connection(config.limits.max_concurrency_per_connection)
+            // Beyond the per-connection limit, answer RESOURCE_EXHAUSTED at once: buffered,
+            // those requests would wait unseen by admission (and its queue wait budget) until
+            // their deadlines ran out.
+            .load_shed(true)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -155,7 +155,7 @@ fn describe() {
 /// Event counters exist from the start, so dashboards show 0 rather than "no data" and
 /// `rate()` sees the first event.
 fn zero_counters() {
-    for reason in ["queue_full", "deadline_unreachable"] {
+    for reason in ["queue_full", "deadline_unreachable", "queue_wait_budget"] {
         counter!(REJECTED, "reason" => reason).absolute(0);
     }
     for name in [EXPIRED, CANCELLED, ENCODER_FAILURES, BATCHES_SPLIT] {

@@ -1,6 +1,7 @@
-//! Concurrency: batches form, a full queue refuses, deadlines and cancellations drop queries
-//! before encoding; checked through the responses and the real /metrics endpoint. Metrics are
-//! process-wide, so the steps run in order in one test.
+//! Concurrency: batches form, a full queue refuses, requests beyond the per-connection limit are
+//! refused at once, deadlines and cancellations drop queries before encoding; checked through
+//! the responses and the real /metrics endpoint. Metrics are process-wide, so the steps run in
+//! order in one test.
 //!
 //! No step races the wall clock: batches close on size (the wait is set far beyond the test),
 //! and each step waits for the state it needs (a query queued, an RPC cancelled) by polling
@@ -21,6 +22,7 @@ fn query(i: usize) -> SearchRequest {
 async fn batching_overload_deadlines_and_cancellation() {
     concurrent_queries_share_batches().await;
     a_full_queue_refuses_fast_and_loses_nothing().await;
+    beyond_the_connection_limit_is_refused_at_once().await;
     queued_past_its_deadline_is_dropped_unencoded().await;
     a_client_that_gives_up_is_dropped_unencoded().await;
 }
@@ -70,6 +72,8 @@ async fn a_full_queue_refuses_fast_and_loses_nothing() {
         max_batch_size: Some(4),
         queue_capacity: Some(4),
         max_wait_us: Some(50_000),
+        // Only the count limit refuses here (the wait budget has its own batcher test).
+        max_queue_wait_ms: Some(0),
         ..settings()
     })
     .await;
@@ -108,6 +112,48 @@ async fn a_full_queue_refuses_fast_and_loses_nothing() {
     assert_eq!(count("RESOURCE_EXHAUSTED"), refused as f64);
     let rejected = r#"xling_rejected_total{reason="queue_full""#;
     assert_eq!(delta(&before, &after, rejected), refused as f64);
+    server.stop().await.unwrap();
+}
+
+/// Two queries on one connection hold its limit of 2 (their batch closes only at three); a
+/// third on the same connection gets RESOURCE_EXHAUSTED while they still wait, instead of
+/// queueing unseen by admission; a third from another connection then closes the batch.
+async fn beyond_the_connection_limit_is_refused_at_once() {
+    let server = TestServer::start(Settings {
+        max_batch_size: Some(3),
+        max_wait_us: Some(NEVER_US),
+        max_concurrency_per_connection: Some(2),
+        ..settings()
+    })
+    .await;
+    let client = server.client().await;
+    let holding: Vec<_> = (0..2)
+        .map(|i| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.search(query(i)).await.map(|_| ()) })
+        })
+        .collect();
+    server
+        .metrics_until("two queries queued", |m| {
+            metric_sum(m, "xling_queue_depth") == 2.0
+        })
+        .await;
+    let status = client.clone().search(query(3)).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("Too many active requests"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        holding.iter().all(|task| !task.is_finished()),
+        "refused while the two still wait, not after"
+    );
+    let third = server.client().await.search(query(4)).await.unwrap();
+    assert_eq!(third.into_inner().timing.unwrap().batch_size, 3);
+    for task in holding {
+        task.await.unwrap().unwrap();
+    }
     server.stop().await.unwrap();
 }
 

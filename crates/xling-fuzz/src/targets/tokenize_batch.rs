@@ -42,6 +42,8 @@ pub fn configs() -> Vec<BatchConfig> {
         max_batch_size: size,
         max_wait: Duration::from_micros(wait_us),
         queue_capacity: 1024,
+        // No budget: every item submitted must be answered, refusals are failures here.
+        max_queue_wait: Duration::ZERO,
         max_batch_tokens: tokens,
         adaptive_wait: adaptive,
         split_by_length: split,
@@ -50,6 +52,7 @@ pub fn configs() -> Vec<BatchConfig> {
         config(4, 200, 0, false, false),
         config(8, 1_000, 256, false, true),
         config(1, 0, 0, false, true),
+        config(16, 0, 0, false, true),
         config(32, 2_000, 0, true, true),
         config(3, 50, 1_024, false, false),
     ]

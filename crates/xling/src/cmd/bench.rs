@@ -46,6 +46,10 @@ pub struct EncoderArgs {
     /// `query` texts one at a time at their own lengths, the baseline of the low-load overhead.
     #[arg(long)]
     queries: Option<PathBuf>,
+    /// With --queries: also encode them in consecutive batches of these sizes, in the file's
+    /// order and sorted by token length (the ceiling a length-aware batcher can reach).
+    #[arg(long, value_delimiter = ',')]
+    query_batches: Vec<usize>,
     /// Also write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -74,6 +78,7 @@ fn encoder(args: EncoderArgs) -> anyhow::Result<()> {
         iters: args.iters,
         warmup: args.warmup,
         queries,
+        query_batches: args.query_batches,
     };
     eprintln!(
         "encoder benchmark: {} on {} ({} iters per point)",
@@ -87,6 +92,13 @@ fn encoder(args: EncoderArgs) -> anyhow::Result<()> {
         println!(
             "{}   <- lone queries, batch 1 at their own lengths (seq: mean)",
             table_row(lone)
+        );
+    }
+    for q in &result.query_batch_rows {
+        println!(
+            "{}   <- all queries in batches, {} order (seq: padded tokens per query)",
+            table_row(&q.row),
+            q.order
         );
     }
     if let Some(path) = &args.json {

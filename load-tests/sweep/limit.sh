@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The batcher at the limit (issue 16), docs/batching-study.md: the raw encoder on the load's own
+# queries (lone, arrival-order and length-sorted batches), then A/B rounds of old defaults vs new
+# defaults, new defaults vs adaptive, and max batch 32 vs 64, closed loop c=1/32/64 and an
+# open-loop overload point (RATE requests/s over 4 connections). Run under the CPU lock:
+#   flock /work/notes/cpu-heavy.lock load-tests/sweep/limit.sh load-tests/results/cpu-2core-limit
+set -euo pipefail
+out=${1:?usage: limit.sh OUT [RATE] [ROUNDS] [DURATION_S]}
+rate=${2:-600}
+rounds=${3:-2}
+secs=${4:-15}
+grid=load-tests/sweep/limit-cpu.json
+mkdir -p "$out"
+target/release/xling bench encoder --model ~/.cache/xling/models/multilingual-e5-small \
+    --intra-threads 0 --batch-sizes 1 --seq-lens 16 --iters 2 --warmup 1 \
+    --queries load-tests/data/queries-multilingual.json --query-batches 8,16,32,64 \
+    --json "$out/encoder.json" | tee "$out/encoder.txt"
+old="--max-batch-size 32 --max-wait-us 2000 --adaptive-wait false --max-queue-wait-ms 0"
+new="--max-batch-size 32 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
+adaptive="--max-batch-size 32 --max-wait-us 2000 --adaptive-wait true --max-queue-wait-ms 500"
+new64="--max-batch-size 64 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
+ab() {
+    python3 load-tests/sweep/ab.py "$grid" --out "$out/$1" --a="$2" --b="$3" \
+        --concurrency "$4" --rates "$5" --rounds "$rounds" --duration-s "$secs"
+}
+ab old-vs-new "$old" "$new" 1,32,64 "$rate"
+ab new-vs-adaptive "$new" "$adaptive" 1,32,64 "$rate"
+ab mbs32-vs-mbs64 "$new" "$new64" 32,64 "$rate"
+python3 load-tests/sweep/limit_report.py --bench "$out/encoder.json" \
+    --ab "$out/old-vs-new=old defaults,new defaults" \
+    --ab "$out/new-vs-adaptive=new defaults,adaptive" \
+    --ab "$out/mbs32-vs-mbs64=new defaults,new with max batch 64" | tee "$out/limit.md"
