@@ -18,6 +18,7 @@ fn config(max_batch_size: usize, adaptive_wait: bool) -> BatchConfig {
         max_batch_size,
         max_wait: Duration::ZERO,
         queue_capacity: 256,
+        max_queue_wait: Duration::ZERO,
         max_batch_tokens: 0,
         adaptive_wait,
         split_by_length: false,

@@ -228,6 +228,7 @@ fn raw_rows(
         iters: args.raw_iters,
         warmup: 2,
         queries: vec![],
+        query_batches: vec![],
     };
     eprintln!("raw encoder at seq {seq}, batches {:?}", bench.batch_sizes);
     let result = bench.run(|r| {
