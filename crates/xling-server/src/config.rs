@@ -49,7 +49,7 @@ pub struct Settings {
     #[arg(long, env = "XLING_INTRA_THREADS")]
     pub intra_threads: Option<usize>,
     /// Encoder instances: ONNX Runtime sessions, each on its own thread (and CUDA stream),
-    /// each batch run by whichever is free. 0 = the device's default (cpu: 1, cuda: 2).
+    /// each batch run by whichever is free. 0 = the device's default (cpu: 1, cuda: 3).
     /// [default: 0]
     #[arg(long, env = "XLING_ENCODER_INSTANCES")]
     pub encoder_instances: Option<usize>,
@@ -349,13 +349,13 @@ fn auth_token(given: Option<Secret>, file: Option<&Path>) -> Result<Option<Secre
 const MAX_INSTANCES: usize = 16;
 
 /// Encoder instances when none are asked for. CPU: 1, since one session already uses every
-/// core (docs/batching-study.md, "Encoder pipeline"). CUDA: 2, so that one instance's host work
-/// overlaps the other's run on the GPU (the simulated device's figure; to be confirmed on a
-/// GPU, issue 17).
+/// core. CUDA: 3, the fewest that kept the simulated device at least 0.9 busy in both runs
+/// (docs/batching-study.md, "Encoder pipeline"): one instance's host work overlaps the others'
+/// runs on the GPU. To be confirmed on a GPU (issue 17).
 fn default_instances(device: Device) -> usize {
     match device {
         Device::Cpu => 1,
-        Device::Cuda(_) => 2,
+        Device::Cuda(_) => 3,
     }
 }
 
@@ -424,7 +424,7 @@ mod tests {
             }
             .resolve()
         };
-        assert_eq!(resolve("cuda", None).unwrap().encoder_instances, 2);
+        assert_eq!(resolve("cuda", None).unwrap().encoder_instances, 3);
         assert_eq!(resolve("cpu", Some(3)).unwrap().encoder_instances, 3);
         assert!(resolve("cpu", Some(99))
             .unwrap_err()
