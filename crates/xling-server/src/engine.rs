@@ -1,13 +1,13 @@
 //! The serving core, free of transport types: tokenize, queue for a batch, encode, search.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use xling_batcher::{BatchConfig, BatchError, Batcher, TimedRun};
 use xling_encoder::{Encoder, EncoderOptions, Mode, TextTokenizer, Tokens};
-use xling_index::{Hit, Index};
+use xling_index::{Backend, BackendInfo, EmbeddedBackend, Found, Query};
 
 use crate::config::Config;
 use crate::error::ServerError;
@@ -37,8 +37,28 @@ pub struct Embedded {
 /// What `Engine::load_parts` hands to `Engine::start`.
 pub struct Parts {
     pub encoder: Encoder,
-    pub index: Index,
+    pub backend: Arc<dyn Backend>,
     pub calibration: Vec<TimedRun>,
+}
+
+/// Opens the configured index backend. The server itself knows only the embedded folder
+/// ([`open_embedded`]); the `xling` binary passes one that also opens Qdrant, so that this
+/// crate never links a Qdrant client.
+pub type OpenBackend =
+    Arc<dyn Fn(Config) -> BoxFuture<'static, anyhow::Result<Arc<dyn Backend>>> + Send + Sync>;
+
+/// Loads `config.index` (a folder built by `xling index build`) on a blocking thread.
+pub fn open_embedded(config: Config) -> BoxFuture<'static, anyhow::Result<Arc<dyn Backend>>> {
+    Box::pin(async move {
+        if config.index_backend != crate::config::IndexBackend::Embedded {
+            anyhow::bail!("index_backend qdrant needs the `xling` binary (this server links only the embedded index)");
+        }
+        let dir = config.index.clone();
+        let backend = tokio::task::spawn_blocking(move || EmbeddedBackend::load(&dir))
+            .await?
+            .with_context(|| format!("cannot load index folder {}", config.index.display()))?;
+        Ok(Arc::new(backend) as Arc<dyn Backend>)
+    })
 }
 
 /// Batch shapes (rows, tokens) timed at startup, so the length split knows the per-token
@@ -105,25 +125,23 @@ fn calibrate(encoder: &mut Encoder, timed: bool) -> anyhow::Result<Vec<TimedRun>
 pub struct Engine {
     batcher: Batcher<Tokens, Vec<f32>>,
     tokenizer: TextTokenizer,
-    index: Arc<Index>,
+    backend: Arc<dyn Backend>,
     pub model: ModelInfo,
     pub batching: BatchConfig,
 }
 
 impl Engine {
-    /// Loads the model and index (blocking: call from a blocking thread), checks that they
-    /// belong together, and warms the encoder up (timing a few batch shapes for the split).
-    pub fn load_parts(config: &Config) -> anyhow::Result<Parts> {
+    /// Loads the model (blocking: call from a blocking thread), checks that it and the opened
+    /// index belong together, and warms the encoder up (timing a few batch shapes for the split).
+    pub fn load_parts(config: &Config, backend: Arc<dyn Backend>) -> anyhow::Result<Parts> {
         let options = EncoderOptions {
             device: config.device,
             intra_threads: config.intra_threads,
         };
         let mut encoder = Encoder::load(&config.model, &options)
             .with_context(|| format!("cannot load model folder {}", config.model.display()))?;
-        let index = Index::load(&config.index)
-            .with_context(|| format!("cannot load index folder {}", config.index.display()))?;
         let manifest = encoder.manifest();
-        index.check_model(&manifest.id, manifest.dim)?;
+        backend.check_model(&manifest.id, manifest.dim)?;
         let started = Instant::now();
         let calibration = calibrate(&mut encoder, config.batching.split_by_length)
             .context("model warm-up failed")?;
@@ -137,7 +155,7 @@ impl Engine {
         );
         Ok(Parts {
             encoder,
-            index,
+            backend,
             calibration,
         })
     }
@@ -146,7 +164,7 @@ impl Engine {
     pub fn start(parts: Parts, batching: BatchConfig) -> Engine {
         let Parts {
             encoder,
-            index,
+            backend,
             calibration,
         } = parts;
         let manifest = encoder.manifest();
@@ -158,7 +176,7 @@ impl Engine {
         };
         let tokenizer = encoder.tokenizer().clone();
         metrics::build_info(&model.id, &model.device);
-        metrics::index_passages(&index.manifest().languages);
+        metrics::index_passages(&backend.describe().languages);
         let mut encoder = encoder;
         let batcher = Batcher::start(
             batching.clone(),
@@ -169,7 +187,7 @@ impl Engine {
         Engine {
             batcher,
             tokenizer,
-            index: Arc::new(index),
+            backend,
             model,
             batching,
         }
@@ -223,27 +241,32 @@ impl Engine {
         })
     }
 
-    /// Searches the index; returns the hits and the time it took.
-    pub fn search(
+    /// Searches the index for every query in one backend call (one Qdrant batch query);
+    /// returns the hits per query and the time the call took.
+    pub async fn search(
         &self,
-        vector: &[f32],
-        top_k: usize,
-        ef: usize,
-        languages: Option<&[String]>,
-    ) -> Result<(Vec<Hit>, Duration), ServerError> {
+        queries: &[Query<'_>],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(Vec<Vec<Found>>, Duration), ServerError> {
         let started = Instant::now();
-        let hits = self.index.search(vector, top_k, ef, languages)?;
+        let found = self
+            .backend
+            .search_batch(queries, deadline.map(tokio::time::Instant::into_std))
+            .await?;
         let elapsed = started.elapsed();
-        metrics::query_searched(elapsed);
-        Ok((hits, elapsed))
+        for _ in queries {
+            metrics::query_searched(elapsed);
+        }
+        Ok((found, elapsed))
     }
 
-    pub fn index(&self) -> &Index {
-        &self.index
+    /// What the index holds (a snapshot the backend keeps; no I/O).
+    pub fn index_info(&self) -> BackendInfo {
+        self.backend.describe()
     }
 
-    pub fn index_languages(&self) -> &BTreeMap<String, usize> {
-        &self.index.manifest().languages
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
     /// Queries admitted and not yet encoding.

@@ -30,6 +30,9 @@ pub enum ServerError {
     Encoder { reason: String },
     #[error("index search failed: {reason}")]
     Index { reason: String },
+    /// The index backend did not answer in time (a remote one: Qdrant).
+    #[error("deadline exceeded: {reason}")]
+    IndexTimeout { reason: String },
 }
 
 impl ServerError {
@@ -46,7 +49,9 @@ impl ServerError {
             ServerError::TooLarge { .. }
             | ServerError::Overloaded { .. }
             | ServerError::Unreachable { .. } => Code::ResourceExhausted,
-            ServerError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
+            ServerError::DeadlineExceeded { .. } | ServerError::IndexTimeout { .. } => {
+                Code::DeadlineExceeded
+            }
             ServerError::Unavailable { .. } => Code::Unavailable,
             ServerError::Encoder { .. } | ServerError::Index { .. } => Code::Internal,
         }
@@ -79,8 +84,12 @@ impl From<BatchError> for ServerError {
 
 impl From<xling_index::IndexError> for ServerError {
     fn from(error: xling_index::IndexError) -> ServerError {
-        ServerError::Index {
-            reason: error.to_string(),
+        use xling_index::IndexError;
+        let reason = error.to_string();
+        match error {
+            IndexError::Unavailable { .. } => ServerError::Unavailable { reason },
+            IndexError::Timeout { .. } => ServerError::IndexTimeout { reason },
+            _ => ServerError::Index { reason },
         }
     }
 }
@@ -117,6 +126,25 @@ mod tests {
             ),
         ];
         for (error, code) in cases {
+            assert_eq!(Status::from(ServerError::from(error)).code(), code);
+        }
+        let remote = [
+            (
+                xling_index::IndexError::Unavailable {
+                    backend: "qdrant".into(),
+                    reason: "connection refused".into(),
+                },
+                Code::Unavailable,
+            ),
+            (
+                xling_index::IndexError::Timeout {
+                    backend: "qdrant".into(),
+                    waited_ms: 40,
+                },
+                Code::DeadlineExceeded,
+            ),
+        ];
+        for (error, code) in remote {
             assert_eq!(Status::from(ServerError::from(error)).code(), code);
         }
         let status = Status::from(ServerError::invalid("top_k", "too big"));

@@ -4,6 +4,7 @@
 //! `xling index bench`: latency and recall per search ef (module `bench`).
 
 mod bench;
+mod qdrant;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ pub struct BuildArgs {
     corpus: PathBuf,
     /// Output folder; written to a temporary sibling and renamed into place when complete.
     #[arg(long, env = "XLING_INDEX")]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// Replace `--out` if it already holds an index.
     #[arg(long)]
     force: bool,
@@ -55,6 +56,8 @@ pub struct BuildArgs {
     device: Device,
     #[command(flatten)]
     graph: GraphArgs,
+    #[command(flatten)]
+    qdrant: qdrant::QdrantArgs,
 }
 
 #[derive(clap::Args)]
@@ -117,12 +120,15 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     let params = args.graph.params();
     params.check()?;
+    qdrant::check_target(&args.out, args.qdrant.to_qdrant)?;
     // Fail before minutes of encoding rather than at the final rename.
-    anyhow::ensure!(
-        args.force || !args.out.exists(),
-        "{} already exists; pass --force to replace it",
-        args.out.display()
-    );
+    if let Some(out) = &args.out {
+        anyhow::ensure!(
+            args.force || !out.exists(),
+            "{} already exists; pass --force to replace it",
+            out.display()
+        );
+    }
     let started = Instant::now();
     let corpus = Corpus::load(&args.corpus)?;
     let model_dir = args
@@ -142,6 +148,17 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     );
 
     let (embeddings, stats) = encode(&mut encoder, &corpus, args.batch_size)?;
+    let Some(out) = args.out else {
+        let manifest = encoder.manifest();
+        print_encode_stats(&stats, corpus.len());
+        return args.qdrant.upload(
+            &corpus,
+            &embeddings,
+            &manifest.id,
+            manifest.dim,
+            (params.m, params.ef_construction),
+        );
+    };
     let input = EmbeddedCorpus {
         corpus,
         embeddings,
@@ -153,20 +170,12 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let mut progress = Progress::new("inserting", input.corpus.len());
     let mut index = Index::build(input, &params, &mut |done, _| progress.set(done))?;
     progress.finish();
-    index.save(&args.out, args.force)?;
+    index.save(&out, args.force)?;
 
     let manifest = index.manifest();
     let rate = |secs: f64| manifest.count as f64 / secs.max(1e-9);
-    println!("index written to {}", args.out.display());
-    println!(
-        "  encode: {:.1} s, {:.1} passages/s, {:.0} tokens/s, {:.0}% of padded tokens real, {} truncated to {} tokens",
-        stats.seconds,
-        rate(stats.seconds),
-        stats.tokens as f64 / stats.seconds.max(1e-9),
-        100.0 * stats.tokens as f64 / stats.padded_tokens.max(1) as f64,
-        stats.truncated,
-        stats.max_length,
-    );
+    println!("index written to {}", out.display());
+    print_encode_stats(&stats, manifest.count);
     println!(
         "  insert: {:.1} s, {:.1} passages/s (m {}, ef_construction {})",
         manifest.build_seconds,
@@ -175,7 +184,7 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         manifest.ef_construction
     );
     println!("  total:  {:.1} s", started.elapsed().as_secs_f64());
-    print_manifest(&args.out, manifest);
+    print_manifest(&out, manifest);
     Ok(())
 }
 
@@ -258,6 +267,18 @@ fn encode(
     progress.finish();
     stats.seconds = started.elapsed().as_secs_f64();
     Ok((embeddings, stats))
+}
+
+fn print_encode_stats(stats: &EncodeStats, passages: usize) {
+    println!(
+        "  encode: {:.1} s, {:.1} passages/s, {:.0} tokens/s, {:.0}% of padded tokens real, {} truncated to {} tokens",
+        stats.seconds,
+        passages as f64 / stats.seconds.max(1e-9),
+        stats.tokens as f64 / stats.seconds.max(1e-9),
+        100.0 * stats.tokens as f64 / stats.padded_tokens.max(1) as f64,
+        stats.truncated,
+        stats.max_length,
+    );
 }
 
 /// A progress bar with rate and ETA on a terminal; a log line every [`LOG_EVERY`] otherwise.
