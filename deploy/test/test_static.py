@@ -15,7 +15,8 @@ from conftest import REPO, tool
 from render import config_map_hash, render, to_yaml
 
 DOCKERFILES = ["docker/Dockerfile", "docker/Dockerfile.cuda"]
-KUSTOMIZATIONS = ["deploy/k8s/base", "deploy/k8s/overlays/cpu", "deploy/k8s/overlays/gpu"]
+KUSTOMIZATIONS = ["deploy/k8s/base", "deploy/k8s/overlays/cpu", "deploy/k8s/overlays/gpu",
+                  "deploy/k8s/overlays/qdrant"]
 OVERLAYS = KUSTOMIZATIONS[1:]
 DASHBOARD = REPO / "deploy/grafana/xling.json"
 PROM = REPO / "deploy/prometheus"

@@ -21,7 +21,7 @@ use qdrant_client::{Qdrant, QdrantError};
 use xling_index::{Backend, BackendInfo, Found, IndexError, Passage, Query};
 
 use crate::error::{backend_name, index_error, retryable};
-use crate::schema;
+use crate::schema::{self, Routing};
 
 /// Where and how to reach the collection.
 #[derive(Debug, Clone)]
@@ -51,8 +51,15 @@ pub struct QdrantBackend {
     /// For messages: the collection and the first URL.
     name: String,
     timeout: Duration,
-    quantized: bool,
+    layout: Layout,
     info: RwLock<BackendInfo>,
+}
+
+/// What the collection's config says about how to query it.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    quantized: bool,
+    routing: Routing,
 }
 
 /// Connects (lazily: the first call opens the channel) without the client's blocking version
@@ -100,11 +107,14 @@ impl QdrantBackend {
             collection: options.collection.clone(),
             name,
             timeout: options.timeout,
-            quantized: false,
+            layout: Layout {
+                quantized: false,
+                routing: Routing::Tenant,
+            },
             info: RwLock::new(BackendInfo::default()),
         };
-        let (info, quantized) = backend.read_info().await?;
-        backend.quantized = quantized;
+        let (info, layout) = backend.read_info().await?;
+        backend.layout = layout;
         *backend.info.write().expect("not poisoned") = info;
         let backend = Arc::new(backend);
         tokio::spawn(refresh(Arc::downgrade(&backend), options.refresh));
@@ -150,7 +160,7 @@ impl QdrantBackend {
     }
 
     /// Model id and dim from the collection metadata, passage and language counts.
-    async fn read_info(&self) -> Result<(BackendInfo, bool), IndexError> {
+    async fn read_info(&self) -> Result<(BackendInfo, Layout), IndexError> {
         let collection = self.collection.clone();
         let info = self
             .call(None, |c| {
@@ -171,7 +181,18 @@ impl QdrantBackend {
                 "the collection has no xling metadata (model id, dim): build it with `xling index build --to-qdrant`",
             ));
         };
-        let quantized = config.quantization_config.is_some();
+        let routing = match schema::string_value(metadata.get(schema::META_ROUTING)) {
+            None => Routing::Tenant,
+            Some(name) => Routing::parse(name).ok_or_else(|| {
+                self.remote(&format!(
+                    "unknown language routing `{name}` (a newer xling built it?)"
+                ))
+            })?,
+        };
+        let layout = Layout {
+            quantized: config.quantization_config.is_some(),
+            routing,
+        };
         let facet = self
             .call(None, |c| {
                 let request = FacetCountsBuilder::new(collection.clone(), schema::FIELD_LANGUAGE)
@@ -201,7 +222,7 @@ impl QdrantBackend {
             bytes_in_ram: 0,
             bytes_mapped: 0,
         };
-        Ok((info, quantized))
+        Ok((info, layout))
     }
 
     fn remote(&self, reason: &str) -> IndexError {
@@ -213,7 +234,7 @@ impl QdrantBackend {
 
     fn query_points(&self, q: &Query<'_>) -> QueryPoints {
         let mut params = SearchParamsBuilder::default().hnsw_ef(q.ef.max(q.k) as u64);
-        if self.quantized {
+        if self.layout.quantized {
             // int8 walk, then the fp32 originals re-rank twice the asked candidates.
             params = params.quantization(
                 QuantizationSearchParamsBuilder::default()
@@ -227,10 +248,23 @@ impl QdrantBackend {
             .with_payload(true)
             .params(params);
         if let Some(languages) = q.languages.filter(|l| !l.is_empty()) {
-            builder = builder.filter(Filter::must([Condition::matches(
-                schema::FIELD_LANGUAGE,
-                languages.to_vec(),
-            )]));
+            builder = match self.layout.routing {
+                Routing::Tenant => builder.filter(Filter::must([Condition::matches(
+                    schema::FIELD_LANGUAGE,
+                    languages.to_vec(),
+                )])),
+                // Only the shard keys that exist: a code the collection lacks (the validator
+                // lets through only indexed ones) must not name a missing key.
+                Routing::ShardKey => {
+                    let info = self.info.read().expect("not poisoned");
+                    let keys: Vec<String> = languages
+                        .iter()
+                        .filter(|l| info.languages.contains_key(*l))
+                        .cloned()
+                        .collect();
+                    builder.shard_key_selector(keys)
+                }
+            };
         }
         builder.build()
     }

@@ -18,5 +18,6 @@ mod serve;
 mod upload;
 
 pub use backend::{QdrantBackend, QdrantOptions};
+pub use schema::Routing;
 pub use serve::{open_backend, REFRESH};
 pub use upload::{upload, UploadReport, UploadSpec};

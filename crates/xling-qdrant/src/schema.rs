@@ -18,8 +18,35 @@ pub const META_MODEL_ID: &str = "xling_model_id";
 pub const META_DIM: &str = "xling_dim";
 pub const META_CORPUS_SHA256: &str = "xling_corpus_sha256";
 pub const META_FORMAT: &str = "xling_format";
+pub const META_ROUTING: &str = "xling_language_routing";
 /// Bumped when the layout above changes.
 pub const FORMAT: i64 = 1;
+
+/// How a query's language filter reaches the passages of its languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routing {
+    /// One set of shards; a keyword payload index on `language` with `is_tenant` (Qdrant's
+    /// default advice), and a payload filter per query.
+    Tenant,
+    /// Custom sharding, one shard key per language: a filtered query reads only its
+    /// languages' shards (`shard_key_selector`), with no payload filter.
+    ShardKey,
+}
+
+impl Routing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Routing::Tenant => "tenant",
+            Routing::ShardKey => "shard-key",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Routing> {
+        [Routing::Tenant, Routing::ShardKey]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
+}
 
 /// Qdrant point ids are integers or UUIDs, passage ids are any string: the point id is a
 /// UUID made of the first 16 bytes of the passage id's SHA-256 (a collision among 10^9 ids

@@ -6,17 +6,17 @@ use std::time::{Duration, Instant};
 
 use qdrant_client::qdrant::{
     CollectionStatus, CountPointsBuilder, CreateAliasBuilder, CreateCollectionBuilder,
-    CreateFieldIndexCollectionBuilder, DeleteCollectionBuilder, Distance, FieldType,
-    HnswConfigDiffBuilder, KeywordIndexParamsBuilder, OptimizersConfigDiffBuilder, PointStruct,
-    QuantizationType, ScalarQuantizationBuilder, UpdateCollectionBuilder, UpsertPointsBuilder,
-    Value, VectorParamsBuilder,
+    CreateFieldIndexCollectionBuilder, CreateShardKeyBuilder, CreateShardKeyRequestBuilder,
+    DeleteCollectionBuilder, Distance, FieldType, HnswConfigDiffBuilder, KeywordIndexParamsBuilder,
+    OptimizersConfigDiffBuilder, PointStruct, QuantizationType, ScalarQuantizationBuilder,
+    ShardingMethod, UpdateCollectionBuilder, UpsertPointsBuilder, Value, VectorParamsBuilder,
 };
 use qdrant_client::Qdrant;
 use xling_index::{IndexError, Passage};
 
 use crate::backend::client;
 use crate::error::{backend_name, index_error, retryable};
-use crate::schema;
+use crate::schema::{self, Routing};
 
 /// Qdrant's default `indexing_threshold` (KB of vectors per segment before it builds HNSW):
 /// set back after the bulk load ran with indexing off.
@@ -43,8 +43,10 @@ pub struct UploadSpec {
     pub corpus_sha256: String,
     /// int8 scalar quantization (kept in RAM; originals on disk, rescored).
     pub quantize_int8: bool,
+    /// Shards of the collection (with shard-key routing: per language).
     pub shards: u32,
     pub replication_factor: u32,
+    pub routing: Routing,
     /// HNSW parameters, as for the folder index.
     pub m: usize,
     pub ef_construction: usize,
@@ -99,7 +101,10 @@ pub async fn upload(
             .await
             .map_err(err)?;
     }
-    create(&qdrant, spec).await.map_err(err)?;
+    let mut languages: Vec<&str> = passages.iter().map(|p| p.language.as_str()).collect();
+    languages.sort_unstable();
+    languages.dedup();
+    create(&qdrant, spec, &languages).await.map_err(err)?;
 
     let started = Instant::now();
     let mut done = 0;
@@ -107,12 +112,30 @@ pub async fn upload(
         .chunks(spec.batch.max(1))
         .zip(embeddings.chunks(spec.batch.max(1) * spec.dim))
     {
-        let points: Vec<PointStruct> = chunk
+        let mut points: Vec<(&str, PointStruct)> = chunk
             .iter()
             .zip(vectors.chunks(spec.dim))
-            .map(|(p, v)| PointStruct::new(schema::point_id(&p.id), v.to_vec(), schema::payload(p)))
+            .map(|(p, v)| {
+                let point =
+                    PointStruct::new(schema::point_id(&p.id), v.to_vec(), schema::payload(p));
+                (p.language.as_str(), point)
+            })
             .collect();
-        upsert(&qdrant, &name, &spec.collection, points).await?;
+        match spec.routing {
+            Routing::Tenant => {
+                let points = points.into_iter().map(|(_, p)| p).collect();
+                upsert(&qdrant, &name, &spec.collection, None, points).await?;
+            }
+            // Every point goes to its language's shard key: one request per language.
+            Routing::ShardKey => {
+                points.sort_by_key(|(language, _)| *language);
+                for group in points.chunk_by(|a, b| a.0 == b.0) {
+                    let key = group[0].0.to_string();
+                    let group = group.iter().map(|(_, p)| p.clone()).collect();
+                    upsert(&qdrant, &name, &spec.collection, Some(key), group).await?;
+                }
+            }
+        }
         done += chunk.len();
         progress(done);
     }
@@ -158,7 +181,11 @@ pub async fn upload(
     })
 }
 
-async fn create(qdrant: &Qdrant, spec: &UploadSpec) -> Result<(), qdrant_client::QdrantError> {
+async fn create(
+    qdrant: &Qdrant,
+    spec: &UploadSpec,
+    languages: &[&str],
+) -> Result<(), qdrant_client::QdrantError> {
     let mut vectors = VectorParamsBuilder::new(spec.dim as u64, Distance::Cosine);
     let mut builder = CreateCollectionBuilder::new(&spec.collection)
         .hnsw_config(
@@ -169,6 +196,9 @@ async fn create(qdrant: &Qdrant, spec: &UploadSpec) -> Result<(), qdrant_client:
         .optimizers_config(OptimizersConfigDiffBuilder::default().indexing_threshold(0))
         .shard_number(spec.shards)
         .replication_factor(spec.replication_factor);
+    if spec.routing == Routing::ShardKey {
+        builder = builder.sharding_method(ShardingMethod::Custom.into());
+    }
     if spec.quantize_int8 {
         // The int8 copy walks in RAM; the fp32 originals stay on disk for rescoring.
         vectors = vectors.on_disk(true);
@@ -190,8 +220,26 @@ async fn create(qdrant: &Qdrant, spec: &UploadSpec) -> Result<(), qdrant_client:
             Value::from(spec.corpus_sha256.clone()),
         ),
         (schema::META_FORMAT.to_string(), Value::from(schema::FORMAT)),
+        (
+            schema::META_ROUTING.to_string(),
+            Value::from(spec.routing.name().to_string()),
+        ),
     ]);
     qdrant.create_collection(request).await?;
+    if spec.routing == Routing::ShardKey {
+        for language in languages {
+            qdrant
+                .create_shard_key(
+                    CreateShardKeyRequestBuilder::new(&spec.collection).request(
+                        CreateShardKeyBuilder::default()
+                            .shard_key(language.to_string())
+                            .shards_number(spec.shards)
+                            .replication_factor(spec.replication_factor),
+                    ),
+                )
+                .await?;
+        }
+    }
     // Qdrant's advice for per-tenant filters: a keyword index marked is_tenant, so that
     // segments are laid out by language and a filtered search reads only its language.
     qdrant
@@ -201,7 +249,9 @@ async fn create(qdrant: &Qdrant, spec: &UploadSpec) -> Result<(), qdrant_client:
                 schema::FIELD_LANGUAGE,
                 FieldType::Keyword,
             )
-            .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(true))
+            .field_index_params(
+                KeywordIndexParamsBuilder::default().is_tenant(spec.routing == Routing::Tenant),
+            )
             .wait(true),
         )
         .await?;
@@ -214,11 +264,15 @@ async fn upsert(
     qdrant: &Qdrant,
     name: &str,
     collection: &str,
+    shard_key: Option<String>,
     points: Vec<PointStruct>,
 ) -> Result<(), IndexError> {
     let mut pause = RETRY_PAUSE;
     for attempt in 1..=UPSERT_TRIES {
-        let request = UpsertPointsBuilder::new(collection, points.clone()).wait(true);
+        let mut request = UpsertPointsBuilder::new(collection, points.clone()).wait(true);
+        if let Some(key) = &shard_key {
+            request = request.shard_key_selector(key.clone());
+        }
         match qdrant.upsert_points(request).await {
             Ok(_) => return Ok(()),
             Err(e) => {

@@ -17,7 +17,7 @@ use xling_encoder::{Encoder, EncoderOptions, Mode};
 use xling_index::{Backend, BuildParams, Corpus, EmbeddedCorpus, Index};
 use xling_proto::v1::retrieval_client::RetrievalClient;
 use xling_proto::v1::{InfoRequest, SearchBatchRequest, SearchRequest};
-use xling_qdrant::{upload, QdrantBackend, QdrantOptions, UploadSpec};
+use xling_qdrant::{upload, QdrantBackend, QdrantOptions, Routing, UploadSpec};
 use xling_server::{Listeners, Settings};
 
 fn repo() -> PathBuf {
@@ -86,6 +86,7 @@ fn spec(url: &str, collection: &str) -> UploadSpec {
         quantize_int8: false,
         shards: 1,
         replication_factor: 1,
+        routing: Routing::Tenant,
         m: 16,
         ef_construction: 200,
         batch: 64,
@@ -236,8 +237,25 @@ async fn qdrant_backend_answers_like_the_embedded_index() {
     let report = build(&spec(&qdrant.grpc_url(), "demo")).await;
     assert_eq!(report.points, fixture().corpus.len());
 
+    assert_serves_like_the_embedded_index(&qdrant.grpc_url(), "demo").await;
+
+    // Passage lookup by id.
+    let backend = QdrantBackend::open(options(&[qdrant.grpc_url()], "demo"))
+        .await
+        .unwrap();
+    let found = backend
+        .passages(&["en-everest-1".to_string(), "no-such-id".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(found[0].as_ref().map(|p| p.language.as_str()), Some("en"));
+    assert!(found[0].as_ref().unwrap().text.contains("Everest"));
+    assert_eq!(found[1], None);
+}
+
+/// Serves the folder index and the collection side by side and compares their answers.
+async fn assert_serves_like_the_embedded_index(url: &str, collection: &str) {
     let embedded = Server::start(base_settings()).await.unwrap();
-    let remote = Server::start(qdrant_settings(&[qdrant.grpc_url()], "demo"))
+    let remote = Server::start(qdrant_settings(&[url.to_string()], collection))
         .await
         .unwrap();
     let (mut e, mut q) = (embedded.client(), remote.client());
@@ -293,20 +311,21 @@ async fn qdrant_backend_answers_like_the_embedded_index() {
     let status = q.search(search("x", 3, &["sw"])).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
 
-    // Passage lookup by id.
-    let backend = QdrantBackend::open(options(&[qdrant.grpc_url()], "demo"))
-        .await
-        .unwrap();
-    let found = backend
-        .passages(&["en-everest-1".to_string(), "no-such-id".to_string()])
-        .await
-        .unwrap();
-    assert_eq!(found[0].as_ref().map(|p| p.language.as_str()), Some("en"));
-    assert!(found[0].as_ref().unwrap().text.contains("Everest"));
-    assert_eq!(found[1], None);
-
     remote.stop().await;
     embedded.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_key_routing_answers_like_the_embedded_index() {
+    let Some(bin) = support::qdrant_bin() else {
+        return;
+    };
+    // Custom sharding needs cluster mode, even for one peer.
+    let peers = support::cluster(&bin, 1);
+    let mut routed = spec(&peers[0].grpc_url(), "demo-keys");
+    routed.routing = Routing::ShardKey;
+    build(&routed).await;
+    assert_serves_like_the_embedded_index(&peers[0].grpc_url(), "demo-keys").await;
 }
 
 fn options(urls: &[String], collection: &str) -> QdrantOptions {
@@ -470,6 +489,12 @@ async fn a_cluster_losing_one_peer_under_load_fails_no_request() {
     };
     let mut peers = support::cluster(&bin, 3);
     let urls: Vec<String> = peers.iter().map(support::Peer::grpc_url).collect();
+    let cluster = support::http_get(peers[0].http_port, "/cluster").unwrap_or_default();
+    assert_eq!(
+        cluster.matches("\"uri\"").count(),
+        3,
+        "3 peers joined: {cluster}"
+    );
     let mut replicated = spec(&urls[0], "demo");
     replicated.shards = 3;
     replicated.replication_factor = 2;

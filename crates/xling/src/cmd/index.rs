@@ -31,6 +31,9 @@ pub enum Command {
     },
     /// Measure query latency and recall@k against exact search for several HNSW ef values.
     Bench(bench::BenchArgs),
+    /// Upload an index folder's passages and stored embeddings to a Qdrant collection (no
+    /// re-encoding): the way from the embedded index to a Qdrant cluster.
+    Upload(qdrant::UploadArgs),
 }
 
 #[derive(clap::Args)]
@@ -41,7 +44,7 @@ pub struct BuildArgs {
     /// Output folder; written to a temporary sibling and renamed into place when complete.
     #[arg(long, env = "XLING_INDEX")]
     out: Option<PathBuf>,
-    /// Replace `--out` if it already holds an index.
+    /// Replace `--out` if it already holds an index (with --to-qdrant: the collection).
     #[arg(long)]
     force: bool,
     /// Model folder (model.toml, ONNX graph, tokenizer.json).
@@ -113,6 +116,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args),
+        Command::Upload(args) => qdrant::upload_folder(args),
     }
 }
 
@@ -151,13 +155,17 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let Some(out) = args.out else {
         let manifest = encoder.manifest();
         print_encode_stats(&stats, corpus.len());
-        return args.qdrant.upload(
-            &corpus,
-            &embeddings,
-            &manifest.id,
-            manifest.dim,
-            (params.m, params.ef_construction),
-        );
+        let source = qdrant::Source {
+            passages: corpus.passages(),
+            embeddings: &embeddings,
+            model_id: &manifest.id,
+            dim: manifest.dim,
+            corpus_sha256: corpus.sha256(),
+        };
+        return args
+            .qdrant
+            .target
+            .upload(&source, (params.m, params.ef_construction), args.force);
     };
     let input = EmbeddedCorpus {
         corpus,

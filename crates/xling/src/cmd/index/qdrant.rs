@@ -1,20 +1,49 @@
 //! `xling index build --to-qdrant`: the same corpus and model as a folder build, uploaded to a
-//! Qdrant collection instead (crate `xling-qdrant`).
+//! Qdrant collection instead; `xling index upload DIR`: a folder index's passages and stored
+//! embeddings uploaded as they are (crate `xling-qdrant`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use xling_index::Corpus;
-use xling_qdrant::{upload, UploadSpec};
+use xling_index::{Index, Passage};
+use xling_qdrant::{upload, Routing, UploadSpec};
 
 use super::Progress;
 
+/// `xling index build`'s Qdrant flags.
 #[derive(clap::Args)]
 pub struct QdrantArgs {
     /// Upload to a Qdrant collection instead of writing `--out`.
     #[arg(long, requires_all = ["qdrant_url"])]
     pub to_qdrant: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(clap::Args)]
+pub struct UploadArgs {
+    /// The index folder (built by `xling index build --out`).
+    dir: PathBuf,
+    /// Replace the collection if it exists.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+/// What is uploaded.
+pub struct Source<'a> {
+    pub passages: &'a [Passage],
+    pub embeddings: &'a [f32],
+    pub model_id: &'a str,
+    pub dim: usize,
+    pub corpus_sha256: &'a str,
+}
+
+/// Where to, and how the collection is laid out.
+#[derive(clap::Args)]
+pub struct TargetArgs {
     /// Qdrant gRPC URL (http://HOST:6334, https:// for TLS).
     #[arg(long, env = "XLING_QDRANT_URL")]
     qdrant_url: Option<String>,
@@ -37,23 +66,42 @@ pub struct QdrantArgs {
     /// Copies of every shard (on different peers of a cluster).
     #[arg(long, default_value_t = 1)]
     replication_factor: u32,
-    /// Shards of the collection (spread over the cluster's peers).
+    /// Shards of the collection (spread over the cluster's peers); with shard-key routing,
+    /// shards per language.
     #[arg(long, default_value_t = 1)]
     shards: u32,
+    /// How language filters find their passages: `tenant` (a payload filter on a keyword
+    /// index marked is_tenant) or `shard-key` (one custom shard key per language; needs
+    /// Qdrant in cluster mode, even on one node). See docs/qdrant.md for the measurement.
+    #[arg(long, default_value = "tenant", value_parser = ["tenant", "shard-key"])]
+    language_routing: String,
     /// Points per upsert request.
     #[arg(long, default_value_t = 256)]
     upload_batch: usize,
 }
 
-impl QdrantArgs {
-    /// Uploads the embedded corpus; prints what was done.
+/// `xling index upload DIR`: the folder's passages and embeddings, with its HNSW parameters.
+pub fn upload_folder(args: UploadArgs) -> anyhow::Result<()> {
+    let index = Index::load(&args.dir)?;
+    let manifest = index.manifest();
+    let source = Source {
+        passages: index.passages(),
+        embeddings: index.embeddings(),
+        model_id: &manifest.model_id,
+        dim: manifest.dim,
+        corpus_sha256: &manifest.corpus_sha256,
+    };
+    let graph = (manifest.m, manifest.ef_construction);
+    args.target.upload(&source, graph, args.force)
+}
+
+impl TargetArgs {
+    /// Uploads `source`; prints what was done.
     pub fn upload(
         &self,
-        corpus: &Corpus,
-        embeddings: &[f32],
-        model_id: &str,
-        dim: usize,
+        source: &Source<'_>,
         graph: (usize, usize),
+        force: bool,
     ) -> anyhow::Result<()> {
         let url = self
             .qdrant_url
@@ -67,7 +115,7 @@ impl QdrantArgs {
                     .duration_since(std::time::UNIX_EPOCH)?
                     .as_secs()
             ),
-            (None, None) => anyhow::bail!("--to-qdrant needs --qdrant-collection or --alias"),
+            (None, None) => anyhow::bail!("give --qdrant-collection or --alias"),
         };
         anyhow::ensure!(
             self.alias.as_deref() != Some(collection.as_str()),
@@ -85,13 +133,14 @@ impl QdrantArgs {
             collection,
             alias: self.alias.clone(),
             drop_old: self.drop_old,
-            force: false,
-            model_id: model_id.to_string(),
-            dim,
-            corpus_sha256: corpus.sha256().to_string(),
+            force,
+            model_id: source.model_id.to_string(),
+            dim: source.dim,
+            corpus_sha256: source.corpus_sha256.to_string(),
             quantize_int8: self.quantize.is_some(),
             shards: self.shards,
             replication_factor: self.replication_factor,
+            routing: Routing::parse(&self.language_routing).context("--language-routing")?,
             m: graph.0,
             ef_construction: graph.1,
             batch: self.upload_batch,
