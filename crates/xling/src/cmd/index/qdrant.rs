@@ -147,11 +147,13 @@ impl TargetArgs {
             timeout: Duration::from_secs(60),
         };
         let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
-        let mut progress = Progress::new("uploading", corpus.len());
-        let report =
-            runtime.block_on(upload(&spec, corpus.passages(), embeddings, &mut |done| {
-                progress.set(done)
-            }))?;
+        let mut progress = Progress::new("uploading", source.passages.len());
+        let report = runtime.block_on(upload(
+            &spec,
+            source.passages,
+            source.embeddings,
+            &mut |done| progress.set(done),
+        ))?;
         progress.finish();
         println!(
             "qdrant collection `{}` at {} written: {} points",
