@@ -191,6 +191,21 @@ def test_manifest_wiring(overlay):
     assert container["image"].endswith("-cuda") == gpu
 
 
+def test_qdrant_overlay_is_stateless():
+    """xling on Qdrant: the index is the Qdrant alias, the API key comes from a Secret."""
+    objs = objects_of("deploy/k8s/overlays/qdrant")
+    pod = objs[("Deployment", "xling")]["spec"]["template"]["spec"]
+    config_name = next(v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v)
+    config = tomllib.loads(objs[("ConfigMap", config_name)]["data"]["xling.toml"])
+    assert config["index_backend"] == "qdrant" and "index" not in config
+    assert config["qdrant_url"].startswith("http://") and config["qdrant_collection"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["XLING_QDRANT_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "qdrant-api-key"
+    assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    values = yaml.safe_load((REPO / "deploy/qdrant/values.yaml").read_text())
+    assert values["config"]["cluster"]["enabled"] and values["replicaCount"] >= 3
+
+
 # ---- Prometheus ----------------------------------------------------------------------------
 
 def test_promtool_check_config():
