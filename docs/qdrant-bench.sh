@@ -4,6 +4,9 @@
 # alternating rounds (embedded, qdrant, embedded, qdrant, ...), and the mean search time the
 # server reports (Timing.search_us: the index call alone, where Qdrant's cost shows).
 # Qdrant runs on the same cores as xling and the load generator (say so with the figures).
+# Language routing: the same data uploaded twice, tenant (payload filter, is_tenant index) and
+# shard-key (one custom shard key per language), compared on single-language filtered queries
+# (Qdrant runs in cluster mode, one peer, which custom sharding needs).
 # Usage: docs/qdrant-bench.sh OUTDIR INDEX_DIR [ROUNDS]
 #   INDEX_DIR: a folder index (xling index build --out); its embeddings are uploaded as they
 #   are (xling index upload), so both backends serve identical vectors.
@@ -21,15 +24,19 @@ OUT=$(cd "$OUT" && pwd)
 Q=$(cd "$(dirname "$Q")" && pwd)/$(basename "$Q")
 
 (cd "$OUT/qdrant" && QDRANT__SERVICE__HTTP_PORT=6433 QDRANT__SERVICE__GRPC_PORT=6434 \
-    QDRANT__SERVICE__HOST=127.0.0.1 QDRANT__LOG_LEVEL=WARN exec "$Q" --disable-telemetry \
+    QDRANT__SERVICE__HOST=127.0.0.1 QDRANT__LOG_LEVEL=WARN QDRANT__CLUSTER__ENABLED=true \
+    QDRANT__CLUSTER__P2P__PORT=6435 exec "$Q" --disable-telemetry --uri http://127.0.0.1:6435 \
     >"$OUT/qdrant.log" 2>&1) &
 QPID=$!
 PIDS="$QPID"
 trap 'kill $PIDS 2>/dev/null' EXIT
 for _ in $(seq 1 100); do curl -sf 127.0.0.1:6433/readyz >/dev/null && break; sleep 0.2; done
 
+for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/6434) 2>/dev/null && break; sleep 0.2; done
 $X index upload "$INDEX" --qdrant-url http://127.0.0.1:6434 --qdrant-collection bench --force \
     2>&1 | tee "$OUT/upload.txt"
+$X index upload "$INDEX" --qdrant-url http://127.0.0.1:6434 --qdrant-collection bench-keys \
+    --language-routing shard-key --force 2>&1 | tee "$OUT/upload-keys.txt"
 
 serve() { # PORT [extra flags]
     local port=$1; shift
@@ -39,12 +46,23 @@ serve() { # PORT [extra flags]
 }
 serve 50071
 serve 50072 --index-backend qdrant --qdrant-url http://127.0.0.1:6434 --qdrant-collection bench
-for port in 50071 50072; do
+serve 50073 --index-backend qdrant --qdrant-url http://127.0.0.1:6434 --qdrant-collection bench-keys
+for port in 50071 50072 50073; do
     for _ in $(seq 1 240); do grep -q '"serving"\|serving' "$OUT/serve-$port.log" && break; sleep 0.5; done
 done
 
 $X loadtest --from-xquad /work/shared/data/xquad-r --langs en,de,es,ru,zh,ar,hi \
     --per-lang 100 --top-k 10 --out "$OUT/queries.json" >/dev/null
+# The same questions, each filtered to one language (rotating over the 7).
+python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+queries = json.load(open(f"{out}/queries.json"))
+langs = ["en", "de", "es", "ru", "zh", "ar", "hi"]
+for i, q in enumerate(queries):
+    q["languages"] = [langs[i % len(langs)]]
+json.dump(queries, open(f"{out}/queries-filtered.json", "w"))
+PY
 
 for round in $(seq 1 "$ROUNDS"); do
     for c in 1 32; do
@@ -55,6 +73,12 @@ for round in $(seq 1 "$ROUNDS"); do
                 -D "$OUT/queries.json" -c "$c" -n "$n" --skipFirst 20 \
                 --summary-json "$OUT/$name-c$c-r$round.json" >/dev/null 2>&1
         done
+    done
+    for backend in embedded:50071 qdrant:50072 qdrant-keys:50073; do
+        name=${backend%%:*}; port=${backend##*:}
+        $X loadtest --config load-tests/search-concurrency.json 127.0.0.1:$port \
+            -D "$OUT/queries-filtered.json" -c 32 -n 2000 --skipFirst 20 \
+            --summary-json "$OUT/$name-filtered-r$round.json" >/dev/null 2>&1
     done
 done
 
@@ -76,5 +100,13 @@ for c in (1, 32):
     d = med("qdrant", c, "server_search_ms_mean") - med("embedded", c, "server_search_ms_mean")
     p = med("qdrant", c, "p99_ms") / med("embedded", c, "p99_ms")
     print(f"\nc={c}: qdrant/embedded throughput {r:.2f}, p99 ratio {p:.2f}, search time added {d:.2f} ms")
+print("\nOne-language filter, concurrency 32:\n")
+print("| backend | Search/s | p50 ms | p99 ms | server search ms (mean) | errors |")
+print("|---|---|---|---|---|---|")
+for name in ("embedded", "qdrant", "qdrant-keys"):
+    f = lambda key: statistics.median(json.load(open(f"{out}/{name}-filtered-r{r}.json"))[key] or 0.0 for r in range(1, rounds + 1))
+    errors = sum(json.load(open(f"{out}/{name}-filtered-r{r}.json"))["errors"] for r in range(1, rounds + 1))
+    label = {"qdrant": "qdrant, tenant routing", "qdrant-keys": "qdrant, shard-key routing"}.get(name, name)
+    print(f"| {label} | {f('ok_rps'):.1f} | {f('p50_ms'):.1f} | {f('p99_ms'):.1f} | {f('server_search_ms_mean'):.2f} | {errors} |")
 print(f"\n(medians of {rounds} alternating rounds)")
 PY
