@@ -7,7 +7,7 @@
 # Language routing: the same data uploaded twice, tenant (payload filter, is_tenant index) and
 # shard-key (one custom shard key per language), compared on single-language filtered queries
 # (Qdrant runs in cluster mode, one peer, which custom sharding needs).
-# Usage: docs/qdrant-bench.sh OUTDIR INDEX_DIR [ROUNDS]
+# Usage: [N1=300 N32=2000] docs/qdrant-bench.sh OUTDIR INDEX_DIR [ROUNDS]
 #   INDEX_DIR: a folder index (xling index build --out); its embeddings are uploaded as they
 #   are (xling index upload), so both backends serve identical vectors.
 # From the repository root after `cargo build --release -p xling`; run under the CPU lock:
@@ -66,7 +66,7 @@ PY
 
 for round in $(seq 1 "$ROUNDS"); do
     for c in 1 32; do
-        n=$([ "$c" = 1 ] && echo 300 || echo 2000)
+        n=$([ "$c" = 1 ] && echo "${N1:-300}" || echo "${N32:-2000}")
         for backend in embedded:50071 qdrant:50072; do
             name=${backend%%:*}; port=${backend##*:}
             $X loadtest --config load-tests/search-concurrency.json 127.0.0.1:$port \
@@ -77,7 +77,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for backend in embedded:50071 qdrant:50072 qdrant-keys:50073; do
         name=${backend%%:*}; port=${backend##*:}
         $X loadtest --config load-tests/search-concurrency.json 127.0.0.1:$port \
-            -D "$OUT/queries-filtered.json" -c 32 -n 2000 --skipFirst 20 \
+            -D "$OUT/queries-filtered.json" -c 32 -n "${N32:-2000}" --skipFirst 20 \
             --summary-json "$OUT/$name-filtered-r$round.json" >/dev/null 2>&1
     done
 done

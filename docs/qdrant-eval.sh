@@ -1,7 +1,7 @@
 #!/bin/bash
 # XQuAD-R mAP through the Qdrant backend vs the embedded index: the same folder index served
 # twice (its embeddings uploaded to Qdrant as they are), `xling eval --addr` against each.
-# Usage: docs/qdrant-eval.sh OUTDIR INDEX_DIR [LANGS]
+# Usage: [EVAL_ARGS="--max-questions N"] docs/qdrant-eval.sh OUTDIR INDEX_DIR [LANGS]
 #   INDEX_DIR built from `xling eval --data DATA --langs LANGS --write-corpus FILE` and
 #   `xling index build --corpus FILE --out INDEX_DIR` (docs/eval.md); LANGS as for that corpus.
 # From the repository root after `cargo build --release -p xling`; run under the CPU lock.
@@ -34,7 +34,7 @@ for backend in embedded:50081 qdrant:50082; do
         "${extra[@]}" >"$OUT/serve-$name.log" 2>&1 &
     PIDS="$PIDS $!"
     for _ in $(seq 1 240); do grep -q serving "$OUT/serve-$name.log" && break; sleep 0.5; done
-    $X eval --data "$DATA" --langs "$LANGS" --addr 127.0.0.1:$port --json "$OUT/eval-$name.json" \
+    $X eval --data "$DATA" --langs "$LANGS" --addr 127.0.0.1:$port --json "$OUT/eval-$name.json" ${EVAL_ARGS:-} \
         >"$OUT/eval-$name.md" 2>"$OUT/eval-$name.log"
 done
 
