@@ -18,7 +18,17 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 "$home/venv/bin/ruff" check .
 
-step "cargo test"
+step "cargo test (with the Qdrant tests when the Qdrant binary is there)"
+# crates/xling-qdrant/tests run a real Qdrant v1.18.2 server: $XLING_QDRANT_BIN, default the
+# binary in ../shared/bin beside the checkout (CI has it). cargo hides a passing test's output,
+# so a missing binary is announced here (and by each skipped test on stderr).
+qdrant_bin="${XLING_QDRANT_BIN:-$repo/../shared/bin/qdrant}"
+if [ -x "$qdrant_bin" ]; then
+    export XLING_QDRANT_BIN="$qdrant_bin"
+else
+    printf '\n\033[1;31m%s\nSKIPPING the Qdrant tests: no executable Qdrant binary at %s (set XLING_QDRANT_BIN)\n%s\033[0m\n' \
+        "$(printf '!%.0s' {1..78})" "$qdrant_bin" "$(printf '!%.0s' {1..78})" >&2
+fi
 cargo test --workspace
 
 step "model tools (pytest)"

@@ -12,7 +12,8 @@ import yaml
 from conftest import REPO, tool
 
 DOCKERFILES = ["docker/Dockerfile", "docker/Dockerfile.cuda"]
-KUSTOMIZATIONS = ["deploy/k8s/base", "deploy/k8s/overlays/cpu", "deploy/k8s/overlays/gpu"]
+KUSTOMIZATIONS = ["deploy/k8s/base", "deploy/k8s/overlays/cpu", "deploy/k8s/overlays/gpu",
+                  "deploy/k8s/overlays/qdrant"]
 OVERLAYS = KUSTOMIZATIONS[1:]
 DASHBOARD = REPO / "deploy/grafana/xling.json"
 PROM = REPO / "deploy/prometheus"
@@ -166,6 +167,21 @@ def test_manifest_wiring(overlay):
     assert gpu == (overlay.endswith("gpu"))
     assert config["device"].startswith("cuda") == gpu
     assert container["image"].endswith("-cuda") == gpu
+
+
+def test_qdrant_overlay_is_stateless():
+    """xling on Qdrant: the index is the Qdrant alias, the API key comes from a Secret."""
+    objs = objects_of("deploy/k8s/overlays/qdrant")
+    pod = objs[("Deployment", "xling")]["spec"]["template"]["spec"]
+    config_name = next(v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v)
+    config = tomllib.loads(objs[("ConfigMap", config_name)]["data"]["xling.toml"])
+    assert config["index_backend"] == "qdrant" and "index" not in config
+    assert config["qdrant_url"].startswith("http://") and config["qdrant_collection"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["XLING_QDRANT_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "qdrant-api-key"
+    assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    values = yaml.safe_load((REPO / "deploy/qdrant/values.yaml").read_text())
+    assert values["config"]["cluster"]["enabled"] and values["replicaCount"] >= 3
 
 
 # ---- Prometheus ----------------------------------------------------------------------------

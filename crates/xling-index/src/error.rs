@@ -93,6 +93,17 @@ pub enum IndexError {
     QueryNotFinite,
     #[error("language filter `{code}` is not an ISO 639-1 code (two lowercase letters such as `en`, `zh`)")]
     FilterLanguage { code: String },
+
+    /// A remote backend cannot be reached or refused the call; worth a retry elsewhere.
+    #[error("{backend} index unavailable: {reason}")]
+    Unavailable { backend: String, reason: String },
+    /// A remote backend did not answer within the request's deadline or its own timeout.
+    #[error("{backend} index did not answer within {waited_ms} ms")]
+    Timeout { backend: String, waited_ms: u64 },
+    /// A remote backend answered with something this build cannot use (a bug or a collection
+    /// not written by `xling index build --to-qdrant`).
+    #[error("{backend} index: {reason}")]
+    Remote { backend: String, reason: String },
 }
 
 impl IndexError {

@@ -263,6 +263,16 @@ impl Index {
         self.exact_subset_max = passages;
     }
 
+    /// Every passage, in slot order.
+    pub fn passages(&self) -> &[Passage] {
+        &self.passages
+    }
+
+    /// Every stored embedding, `len() x dim()` values in slot order.
+    pub fn embeddings(&self) -> &[f32] {
+        &self.embeddings
+    }
+
     /// The passage in `slot` (slots come from [`crate::Hit`]); `None` when out of range.
     pub fn passage(&self, slot: u32) -> Option<&Passage> {
         self.passages.get(slot as usize)

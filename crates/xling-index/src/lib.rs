@@ -6,6 +6,8 @@
 //! ground truth for evaluation.
 //!
 //! # Layout
+//! - `backend`  — [`Backend`], the trait the server searches through; [`EmbeddedBackend`]
+//!   (this crate's [`Index`] behind it), [`Query`], [`Found`], [`BackendInfo`].
 //! - `corpus`   — [`Passage`], [`Corpus`]: the JSONL loader and its validation rules.
 //! - `lang`     — [`is_iso639_1`]: the ISO 639-1 code table.
 //! - `distance` — [`UnitDot`]: `1 - dot` clamped at 0, the HNSW distance.
@@ -17,6 +19,7 @@
 //! - `store`    — the folder layout and [`IndexManifest`] (`index.json`).
 //! - `error`    — [`IndexError`], the crate's one error type.
 
+mod backend;
 mod build;
 mod corpus;
 mod distance;
@@ -26,6 +29,7 @@ mod lang;
 mod search;
 mod store;
 
+pub use backend::{Backend, BackendInfo, EmbeddedBackend, Found, Query};
 pub use build::{BuildParams, EmbeddedCorpus};
 pub use corpus::{Corpus, Passage};
 pub use distance::UnitDot;

@@ -190,24 +190,28 @@ pub struct ServerTiming {
     pub encode_us: f64,
     pub total_us: f64,
     pub batch_size: f64,
+    /// Index search (0 for Embed): what a remote index backend adds shows here.
+    pub search_us: f64,
 }
 
 impl ServerTiming {
     /// The mean over the timings of a response (one per query in a SearchBatch).
     fn mean<'a>(timings: impl Iterator<Item = &'a Timing>) -> Option<ServerTiming> {
-        let (mut n, mut sum) = (0.0, [0.0; 4]);
+        let (mut n, mut sum) = (0.0, [0.0; 5]);
         for t in timings {
             n += 1.0;
             sum[0] += t.queue_us as f64;
             sum[1] += t.encode_us as f64;
             sum[2] += t.total_us as f64;
             sum[3] += f64::from(t.batch_size);
+            sum[4] += t.search_us as f64;
         }
         (n > 0.0).then(|| ServerTiming {
             queue_us: sum[0] / n,
             encode_us: sum[1] / n,
             total_us: sum[2] / n,
             batch_size: sum[3] / n,
+            search_us: sum[4] / n,
         })
     }
 }

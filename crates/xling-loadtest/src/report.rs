@@ -392,6 +392,7 @@ pub fn summary_json(spec: &RunSpec, outcome: &RunOutcome, report: &Report) -> se
         "server_queue_ms_mean": server_mean(|t| t.queue_us / 1e3),
         "server_encode_ms_mean": server_mean(|t| t.encode_us / 1e3),
         "server_total_ms_mean": server_mean(|t| t.total_us / 1e3),
+        "server_search_ms_mean": server_mean(|t| t.search_us / 1e3),
         "server_batch_size_mean": server_mean(|t| t.batch_size),
         "refused": refused,
         "refused_p99_ms": refused_ms(|r| r.latency),

@@ -151,6 +151,24 @@ pub struct Settings {
     /// PEM CA certificate(s): clients must present a certificate it signed (mutual TLS).
     #[arg(long, env = "XLING_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Where the index lives: embedded (the --index folder, in this process) or qdrant (a
+    /// collection built by `xling index build --to-qdrant`). [default: embedded]
+    #[arg(long, env = "XLING_INDEX_BACKEND")]
+    pub index_backend: Option<String>,
+    /// Qdrant gRPC URL(s), comma-separated peers of one cluster (http://HOST:6334; https://
+    /// for TLS, checked against the system roots or SSL_CERT_FILE).
+    #[arg(long, env = "XLING_QDRANT_URL")]
+    pub qdrant_url: Option<String>,
+    /// Qdrant collection or alias to serve (serve an alias to reindex without downtime).
+    #[arg(long, env = "XLING_QDRANT_COLLECTION")]
+    pub qdrant_collection: Option<String>,
+    /// Qdrant API key (its service.api_key); prefer the environment variable. Never logged.
+    #[arg(long, env = "XLING_QDRANT_API_KEY", hide_env_values = true)]
+    pub qdrant_api_key: Option<Secret>,
+    /// Longest wait for one Qdrant call when the request's deadline is not shorter.
+    /// [default: 5000]
+    #[arg(long, env = "XLING_QDRANT_TIMEOUT_MS")]
+    pub qdrant_timeout_ms: Option<u64>,
 }
 
 macro_rules! merge_fields {
@@ -202,6 +220,11 @@ impl Settings {
             tls_cert,
             tls_key,
             tls_client_ca,
+            index_backend,
+            qdrant_url,
+            qdrant_collection,
+            qdrant_api_key,
+            qdrant_timeout_ms,
         )
     }
 
@@ -240,6 +263,13 @@ impl Settings {
         };
         let auth_token = auth_token(self.auth_token, self.auth_token_file.as_deref())?;
         let tls = TlsFiles::from_settings(self.tls_cert, self.tls_key, self.tls_client_ca)?;
+        let index_backend = index_backend(
+            self.index_backend.as_deref(),
+            self.qdrant_url,
+            self.qdrant_collection,
+            self.qdrant_api_key,
+            self.qdrant_timeout_ms,
+        )?;
         let config = Config {
             grpc_addr: self
                 .grpc_addr
@@ -277,6 +307,7 @@ impl Settings {
             log_queries: self.log_queries.unwrap_or(false),
             auth_token,
             tls,
+            index_backend,
         };
         config.validate()?;
         Ok(config)
@@ -321,6 +352,78 @@ pub struct Config {
     pub auth_token: Option<Secret>,
     /// TLS on the gRPC port; `None` = plaintext.
     pub tls: Option<TlsFiles>,
+    pub index_backend: IndexBackend,
+}
+
+/// Where the index lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexBackend {
+    /// The `index` folder, loaded into this process.
+    Embedded,
+    /// A Qdrant collection (crate `xling-qdrant`, linked by the `xling` binary).
+    Qdrant(QdrantTarget),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QdrantTarget {
+    pub urls: Vec<String>,
+    pub collection: String,
+    pub api_key: Option<Secret>,
+    pub timeout: Duration,
+}
+
+fn index_backend(
+    kind: Option<&str>,
+    url: Option<String>,
+    collection: Option<String>,
+    api_key: Option<Secret>,
+    timeout_ms: Option<u64>,
+) -> Result<IndexBackend, String> {
+    match kind.unwrap_or("embedded") {
+        "embedded" => {
+            if url.is_some() || collection.is_some() {
+                return Err(
+                    "qdrant_url / qdrant_collection need index_backend = \"qdrant\"".into(),
+                );
+            }
+            Ok(IndexBackend::Embedded)
+        }
+        "qdrant" => {
+            let urls: Vec<String> = url
+                .ok_or("index_backend qdrant needs qdrant_url (http://HOST:6334)")?
+                .split(',')
+                .map(|u| u.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .collect();
+            if let Some(bad) = urls
+                .iter()
+                .find(|u| !u.starts_with("http://") && !u.starts_with("https://"))
+            {
+                return Err(format!(
+                    "qdrant_url {bad:?}: expected http://HOST:PORT or https://HOST:PORT (the gRPC port, 6334 by default)"
+                ));
+            }
+            if urls.is_empty() {
+                return Err("qdrant_url is empty".into());
+            }
+            let collection = collection
+                .filter(|c| !c.is_empty())
+                .ok_or("index_backend qdrant needs qdrant_collection (a collection or alias)")?;
+            let timeout_ms = timeout_ms.unwrap_or(5000);
+            if timeout_ms == 0 {
+                return Err("qdrant_timeout_ms must be at least 1".into());
+            }
+            Ok(IndexBackend::Qdrant(QdrantTarget {
+                urls,
+                collection,
+                api_key,
+                timeout: Duration::from_millis(timeout_ms),
+            }))
+        }
+        other => Err(format!(
+            "index_backend = {other:?}; expected embedded or qdrant"
+        )),
+    }
 }
 
 /// The token from the setting or the file (one of them at most); a trailing newline in the
@@ -412,6 +515,7 @@ mod tests {
         assert_eq!(c.batching, BatchConfig::DEFAULT);
         assert!(c.model.ends_with("models/multilingual-e5-small"));
         assert_eq!((c.encoder_instances, &c.encoder), (1, &EncoderKind::Onnx));
+        assert_eq!(c.index_backend, IndexBackend::Embedded);
     }
 
     #[test]
@@ -432,6 +536,21 @@ mod tests {
         let file: Settings = toml::from_str("encoder_instances = 2\nencoder = \"null\"").unwrap();
         let c = file.resolve().unwrap();
         assert_eq!((c.encoder_instances, c.encoder), (2, EncoderKind::Null));
+    }
+
+    #[test]
+    fn qdrant_backend_from_the_file() {
+        let file: Settings = toml::from_str(
+            "index_backend = \"qdrant\"\nqdrant_url = \"http://a:6334, http://b:6334\"\nqdrant_collection = \"docs\"\n",
+        )
+        .unwrap();
+        let c = file.resolve().unwrap();
+        let IndexBackend::Qdrant(target) = c.index_backend else {
+            panic!("not qdrant");
+        };
+        assert_eq!(target.urls, ["http://a:6334", "http://b:6334"]);
+        assert_eq!(target.collection, "docs");
+        assert_eq!(target.timeout, Duration::from_secs(5));
     }
 
     #[test]
@@ -469,6 +588,18 @@ mod tests {
             ..Default::default()
         })
         .contains("default_ef"));
+        assert!(err(Settings {
+            index_backend: Some("qdrant".into()),
+            ..Default::default()
+        })
+        .contains("qdrant_url"));
+        assert!(err(Settings {
+            index_backend: Some("qdrant".into()),
+            qdrant_url: Some("localhost:6334".into()),
+            qdrant_collection: Some("docs".into()),
+            ..Default::default()
+        })
+        .contains("http://"));
         let unknown = toml::from_str::<Settings>("max_batch_sise = 3")
             .unwrap_err()
             .to_string();

@@ -1,15 +1,16 @@
 //! The serving core, free of transport types: tokenize, queue for a batch, encode, search.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use xling_batcher::{BatchConfig, BatchError, Batcher, TimedRun};
 use xling_encoder::{
-    Backend, Device, Encoder, EncoderKind, EncoderOptions, Mode, SimDevice, TextTokenizer, Tokens,
+    Backend as Runner, Device, Encoder, EncoderKind, EncoderOptions, Mode, SimDevice,
+    TextTokenizer, Tokens,
 };
-use xling_index::{Hit, Index};
+use xling_index::{Backend, BackendInfo, EmbeddedBackend, Found, IndexError, Query};
 
 use crate::config::Config;
 use crate::error::ServerError;
@@ -45,8 +46,28 @@ pub struct Parts {
     /// One per encoder instance (at least one).
     pub encoders: Vec<Encoder>,
     pub encoder_kind: EncoderKind,
-    pub index: Index,
+    pub backend: Arc<dyn Backend>,
     pub calibration: Vec<TimedRun>,
+}
+
+/// Opens the configured index backend. The server itself knows only the embedded folder
+/// ([`open_embedded`]); the `xling` binary passes one that also opens Qdrant, so that this
+/// crate never links a Qdrant client.
+pub type OpenBackend =
+    Arc<dyn Fn(Config) -> BoxFuture<'static, anyhow::Result<Arc<dyn Backend>>> + Send + Sync>;
+
+/// Loads `config.index` (a folder built by `xling index build`) on a blocking thread.
+pub fn open_embedded(config: Config) -> BoxFuture<'static, anyhow::Result<Arc<dyn Backend>>> {
+    Box::pin(async move {
+        if config.index_backend != crate::config::IndexBackend::Embedded {
+            anyhow::bail!("index_backend qdrant needs the `xling` binary (this server links only the embedded index)");
+        }
+        let dir = config.index.clone();
+        let backend = tokio::task::spawn_blocking(move || EmbeddedBackend::load(&dir))
+            .await?
+            .with_context(|| format!("cannot load index folder {}", config.index.display()))?;
+        Ok(Arc::new(backend) as Arc<dyn Backend>)
+    })
 }
 
 /// Batch shapes (rows, tokens) timed at startup, so the length split knows the per-token
@@ -139,39 +160,37 @@ fn rejection_reason(error: &BatchError) -> Option<&'static str> {
 pub struct Engine {
     batcher: Batcher<Tokens, Vec<f32>>,
     tokenizer: TextTokenizer,
-    index: Arc<Index>,
+    backend: Arc<dyn Backend>,
     pub model: ModelInfo,
     pub batching: BatchConfig,
 }
 
 impl Engine {
-    /// Loads the model and index (blocking: call from a blocking thread), checks that they
-    /// belong together, and warms the encoder up (timing a few batch shapes for the split).
-    pub fn load_parts(config: &Config) -> anyhow::Result<Parts> {
+    /// Loads the model (blocking: call from a blocking thread), checks that it and the opened
+    /// index belong together, and warms the encoder up (timing a few batch shapes for the split).
+    pub fn load_parts(config: &Config, backend: Arc<dyn Backend>) -> anyhow::Result<Parts> {
         let instances = config.encoder_instances.max(1);
         let options = EncoderOptions {
             device: config.device,
             intra_threads: intra_threads(config.device, config.intra_threads, instances),
         };
-        let backend = match &config.encoder {
-            EncoderKind::Onnx => Backend::Onnx,
-            EncoderKind::Null => Backend::Null,
+        let runner = match &config.encoder {
+            EncoderKind::Onnx => Runner::Onnx,
+            EncoderKind::Null => Runner::Null,
             // One device for all instances, as one GPU serves every session.
-            EncoderKind::Simulated(spec) => Backend::Simulated(SimDevice::start(
+            EncoderKind::Simulated(spec) => Runner::Simulated(SimDevice::start(
                 *spec,
                 Some(Arc::new(metrics::device_busy)),
             )),
         };
         let mut encoders = (0..instances)
             .map(|_| {
-                Encoder::load_backend(&config.model, &options, backend.clone())
+                Encoder::load_backend(&config.model, &options, runner.clone())
                     .with_context(|| format!("cannot load model folder {}", config.model.display()))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let index = Index::load(&config.index)
-            .with_context(|| format!("cannot load index folder {}", config.index.display()))?;
         let manifest = encoders[0].manifest();
-        index.check_model(&manifest.id, manifest.dim)?;
+        backend.check_model(&manifest.id, manifest.dim)?;
         let started = Instant::now();
         // The first instance is timed for the split; the others only warm up.
         let calibration = calibrate(&mut encoders[0], config.batching.split_by_length)
@@ -192,7 +211,7 @@ impl Engine {
         Ok(Parts {
             encoders,
             encoder_kind: config.encoder.clone(),
-            index,
+            backend,
             calibration,
         })
     }
@@ -202,7 +221,7 @@ impl Engine {
         let Parts {
             encoders,
             encoder_kind,
-            index,
+            backend,
             calibration,
         } = parts;
         let first = &encoders[0];
@@ -217,7 +236,7 @@ impl Engine {
         };
         let tokenizer = first.tokenizer().clone();
         metrics::build_info(&model.id, &model.device);
-        metrics::index_passages(&index.manifest().languages);
+        metrics::index_passages(&backend.describe().languages);
         let processes: Vec<_> = encoders
             .into_iter()
             .map(|mut encoder| {
@@ -230,7 +249,7 @@ impl Engine {
         Engine {
             batcher,
             tokenizer,
-            index: Arc::new(index),
+            backend,
             model,
             batching,
         }
@@ -284,27 +303,40 @@ impl Engine {
         })
     }
 
-    /// Searches the index; returns the hits and the time it took.
-    pub fn search(
+    /// Searches the index for every query in one backend call (one Qdrant batch query);
+    /// returns the hits per query and the time the call took.
+    pub async fn search(
         &self,
-        vector: &[f32],
-        top_k: usize,
-        ef: usize,
-        languages: Option<&[String]>,
-    ) -> Result<(Vec<Hit>, Duration), ServerError> {
+        queries: &[Query<'_>],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(Vec<Vec<Found>>, Duration), ServerError> {
         let started = Instant::now();
-        let hits = self.index.search(vector, top_k, ef, languages)?;
+        let found = self
+            .backend
+            .search_batch(queries, deadline.map(tokio::time::Instant::into_std))
+            .await?;
+        if found.len() != queries.len() {
+            // Callers pair results with queries by position: a short answer must not pass.
+            return Err(IndexError::Remote {
+                backend: self.backend.describe().kind.to_string(),
+                reason: format!("{} result lists for {} queries", found.len(), queries.len()),
+            }
+            .into());
+        }
         let elapsed = started.elapsed();
-        metrics::query_searched(elapsed);
-        Ok((hits, elapsed))
+        for _ in queries {
+            metrics::query_searched(elapsed);
+        }
+        Ok((found, elapsed))
     }
 
-    pub fn index(&self) -> &Index {
-        &self.index
+    /// What the index holds (a snapshot the backend keeps; no I/O).
+    pub fn index_info(&self) -> BackendInfo {
+        self.backend.describe()
     }
 
-    pub fn index_languages(&self) -> &BTreeMap<String, usize> {
-        &self.index.manifest().languages
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
     }
 
     /// Queries admitted and not yet encoding.

@@ -92,7 +92,9 @@ pub fn index_code(error: &IndexError) -> Code {
         IndexError::MissingFile { .. } => Code::NotFound,
         IndexError::OutputExists { .. } => Code::AlreadyExists,
         IndexError::Corrupt { .. } => Code::DataLoss,
-        IndexError::Io { .. } => Code::Internal,
+        IndexError::Unavailable { .. } => Code::Unavailable,
+        IndexError::Timeout { .. } => Code::DeadlineExceeded,
+        IndexError::Io { .. } | IndexError::Remote { .. } => Code::Internal,
     }
 }
 
@@ -301,6 +303,27 @@ mod tests {
                 IndexError::Io {
                     path: path(),
                     source: std::io::Error::other("disk"),
+                },
+                Code::Internal,
+            ),
+            (
+                IndexError::Unavailable {
+                    backend: "qdrant".into(),
+                    reason: "connection refused".into(),
+                },
+                Code::Unavailable,
+            ),
+            (
+                IndexError::Timeout {
+                    backend: "qdrant".into(),
+                    waited_ms: 40,
+                },
+                Code::DeadlineExceeded,
+            ),
+            (
+                IndexError::Remote {
+                    backend: "qdrant".into(),
+                    reason: "payload without text".into(),
                 },
                 Code::Internal,
             ),

@@ -76,10 +76,20 @@ impl Listeners {
 }
 
 /// Serves until `shutdown` resolves, then drains (see the crate docs). Returns an error if the
-/// model or index cannot be loaded or a listener fails.
+/// model or index cannot be loaded or a listener fails. The index is the embedded folder.
 pub async fn run(
     listeners: Listeners,
     config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_with(listeners, config, Arc::new(engine::open_embedded), shutdown).await
+}
+
+/// [`run`] with the index opened by `open` (the `xling` binary's, which also knows Qdrant).
+pub async fn run_with(
+    listeners: Listeners,
+    config: Config,
+    open: engine::OpenBackend,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let handle = metrics::install()?;
@@ -134,7 +144,7 @@ pub async fn run(
         .map(|listener| tokio::spawn(metrics::serve(listener, handle, stopped(stop_rx.clone()))));
     tracing::info!(%grpc_addr, metrics_addr = %metrics::local_addr_text(metrics_addr), "listening");
 
-    let mut loading = tokio::spawn(load(config.clone(), state.clone(), health.clone()));
+    let mut loading = tokio::spawn(load(config.clone(), open, state.clone(), health.clone()));
     tokio::pin!(shutdown);
     let mut loaded = false;
     let outcome: anyhow::Result<()> = loop {
@@ -186,16 +196,19 @@ pub async fn run(
 
 async fn load(
     config: Config,
+    open: engine::OpenBackend,
     state: Arc<service::State>,
     health: tonic_health::server::HealthReporter,
 ) -> anyhow::Result<()> {
+    let backend = open(config.clone()).await?;
     let loader_config = config.clone();
-    let parts = tokio::task::spawn_blocking(move || Engine::load_parts(&loader_config)).await??;
+    let parts =
+        tokio::task::spawn_blocking(move || Engine::load_parts(&loader_config, backend)).await??;
     let engine = Engine::start(parts, config.batching.clone());
     tracing::info!(
         model = %engine.model.id,
         device = %engine.model.device,
-        passages = engine.index().len(),
+        passages = engine.index_info().passages,
         "serving"
     );
     if state.engine.set(engine).is_err() {

@@ -9,6 +9,7 @@ use futures::future::try_join_all;
 use prost::Message;
 use tonic::{Code, Request, Response, Status};
 use xling_encoder::Mode;
+use xling_index::Query;
 use xling_proto::v1::retrieval_server::Retrieval;
 use xling_proto::v1::{
     BatchingInfo, EmbedRequest, EmbedResponse, Embedding, Hit, InfoRequest, InfoResponse,
@@ -77,43 +78,56 @@ impl RetrievalService {
         Ok((engine, deadline))
     }
 
-    async fn search_one(
+    /// Embeds every query (each its own batcher item), then searches them all in one backend
+    /// call: `Search` is a batch of one, `SearchBatch` one Qdrant batch query.
+    async fn search_many(
         &self,
         engine: &Engine,
-        query: ValidSearch,
+        queries: Vec<ValidSearch>,
         deadline: Option<tokio::time::Instant>,
         started: Instant,
-    ) -> Result<SearchResponse, ServerError> {
+    ) -> Result<Vec<SearchResponse>, ServerError> {
         if self.state.log_queries {
-            tracing::info!(query = %query.query, top_k = query.top_k, "search");
+            for query in &queries {
+                tracing::info!(query = %query.query, top_k = query.top_k, "search");
+            }
         }
-        let embedded = engine.embed(&query.query, Mode::Query, deadline).await?;
-        let (hits, search_time) = engine.search(
-            &embedded.vector,
-            query.top_k,
-            query.ef,
-            query.languages.as_deref(),
-        )?;
-        let index = engine.index();
-        let hits = hits
-            .into_iter()
-            .filter_map(|hit| {
-                let passage = index.passage(hit.slot)?;
-                Some(Hit {
-                    passage_id: passage.id.clone(),
-                    score: hit.score,
-                    text: passage.text.clone(),
-                    language: passage.language.clone(),
-                    title: passage.title.clone().unwrap_or_default(),
-                })
+        let embedded = try_join_all(
+            queries
+                .iter()
+                .map(|q| engine.embed(&q.query, Mode::Query, deadline)),
+        )
+        .await?;
+        let batch: Vec<Query<'_>> = queries
+            .iter()
+            .zip(&embedded)
+            .map(|(q, e)| Query {
+                vector: &e.vector,
+                k: q.top_k,
+                ef: q.ef,
+                languages: q.languages.as_deref(),
             })
             .collect();
-        Ok(SearchResponse {
-            hits,
-            timing: Some(timing(&embedded, search_time, started.elapsed())),
-            query_tokens: embedded.tokens as u32,
-            truncated: embedded.truncated,
-        })
+        let (found, search_time) = engine.search(&batch, deadline).await?;
+        Ok(embedded
+            .iter()
+            .zip(found)
+            .map(|(embedded, found)| SearchResponse {
+                hits: found
+                    .into_iter()
+                    .map(|f| Hit {
+                        passage_id: f.passage.id,
+                        score: f.score,
+                        text: f.passage.text,
+                        language: f.passage.language,
+                        title: f.passage.title.unwrap_or_default(),
+                    })
+                    .collect(),
+                timing: Some(timing(embedded, search_time, started.elapsed())),
+                query_tokens: embedded.tokens as u32,
+                truncated: embedded.truncated,
+            })
+            .collect())
     }
 }
 
@@ -156,9 +170,13 @@ impl Retrieval for RetrievalService {
                 "",
                 request.get_ref(),
                 &self.state.limits,
-                engine.index_languages(),
+                &engine.index_info().languages,
             )?;
-            self.search_one(engine, query, deadline, started).await
+            let mut responses = self
+                .search_many(engine, vec![query], deadline, started)
+                .await?;
+            // `Engine::search` answers one list per query: exactly one here.
+            Ok(responses.swap_remove(0))
         })
         .await
     }
@@ -173,14 +191,9 @@ impl Retrieval for RetrievalService {
             let valid = validate::search_batch(
                 request.get_ref(),
                 &self.state.limits,
-                engine.index_languages(),
+                &engine.index_info().languages,
             )?;
-            let results = try_join_all(
-                valid
-                    .into_iter()
-                    .map(|q| self.search_one(engine, q, deadline, started)),
-            )
-            .await?;
+            let results = self.search_many(engine, valid, deadline, started).await?;
             Ok(SearchBatchResponse { results })
         })
         .await
@@ -222,17 +235,18 @@ impl Retrieval for RetrievalService {
             let engine = self.state.engine()?;
             let limits = &self.state.limits;
             let batching = &engine.batching;
+            let index = engine.index_info();
             Ok(InfoResponse {
                 model_id: engine.model.id.clone(),
                 embedding_dim: engine.model.dim as u32,
                 max_sequence_length: engine.model.max_length as u32,
-                index_size: engine.index().len() as u64,
-                languages: engine
-                    .index_languages()
-                    .iter()
+                index_size: index.passages as u64,
+                languages: index
+                    .languages
+                    .into_iter()
                     .map(|(language, n)| LanguageCount {
-                        language: language.clone(),
-                        passages: *n as u64,
+                        language,
+                        passages: n as u64,
                     })
                     .collect(),
                 batching: Some(BatchingInfo {

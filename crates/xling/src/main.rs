@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the Retrieval gRPC API (defaults: the setup script's model and demo index).
-    Serve(cmd::serve::Args),
+    Serve(Box<cmd::serve::Args>),
     /// Build or inspect a passage index.
     #[command(subcommand)]
     Index(cmd::index::Command),
@@ -42,7 +42,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Serve(args) => cmd::serve::run(*args),
         Command::Index(command) => cmd::index::run(command),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Loadtest(args) => cmd::loadtest::run(args),

@@ -4,6 +4,7 @@
 //! `xling index bench`: latency and recall per search ef (module `bench`).
 
 mod bench;
+mod qdrant;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,9 @@ pub enum Command {
     },
     /// Measure query latency and recall@k against exact search for several HNSW ef values.
     Bench(bench::BenchArgs),
+    /// Upload an index folder's passages and stored embeddings to a Qdrant collection (no
+    /// re-encoding): the way from the embedded index to a Qdrant cluster.
+    Upload(qdrant::UploadArgs),
 }
 
 #[derive(clap::Args)]
@@ -39,8 +43,8 @@ pub struct BuildArgs {
     corpus: PathBuf,
     /// Output folder; written to a temporary sibling and renamed into place when complete.
     #[arg(long, env = "XLING_INDEX")]
-    out: PathBuf,
-    /// Replace `--out` if it already holds an index.
+    out: Option<PathBuf>,
+    /// Replace `--out` if it already holds an index (with --to-qdrant: the collection).
     #[arg(long)]
     force: bool,
     /// Model folder (model.toml, ONNX graph, tokenizer.json).
@@ -55,6 +59,8 @@ pub struct BuildArgs {
     device: Device,
     #[command(flatten)]
     graph: GraphArgs,
+    #[command(flatten)]
+    qdrant: qdrant::QdrantArgs,
 }
 
 #[derive(clap::Args)]
@@ -110,6 +116,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args),
+        Command::Upload(args) => qdrant::upload_folder(args),
     }
 }
 
@@ -117,12 +124,15 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     let params = args.graph.params();
     params.check()?;
+    qdrant::check_target(&args.out, args.qdrant.to_qdrant)?;
     // Fail before minutes of encoding rather than at the final rename.
-    anyhow::ensure!(
-        args.force || !args.out.exists(),
-        "{} already exists; pass --force to replace it",
-        args.out.display()
-    );
+    if let Some(out) = &args.out {
+        anyhow::ensure!(
+            args.force || !out.exists(),
+            "{} already exists; pass --force to replace it",
+            out.display()
+        );
+    }
     let started = Instant::now();
     let corpus = Corpus::load(&args.corpus)?;
     let model_dir = args
@@ -142,6 +152,21 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     );
 
     let (embeddings, stats) = encode(&mut encoder, &corpus, args.batch_size)?;
+    let Some(out) = args.out else {
+        let manifest = encoder.manifest();
+        print_encode_stats(&stats, corpus.len());
+        let source = qdrant::Source {
+            passages: corpus.passages(),
+            embeddings: &embeddings,
+            model_id: &manifest.id,
+            dim: manifest.dim,
+            corpus_sha256: corpus.sha256(),
+        };
+        return args
+            .qdrant
+            .target
+            .upload(&source, (params.m, params.ef_construction), args.force);
+    };
     let input = EmbeddedCorpus {
         corpus,
         embeddings,
@@ -153,20 +178,12 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let mut progress = Progress::new("inserting", input.corpus.len());
     let mut index = Index::build(input, &params, &mut |done, _| progress.set(done))?;
     progress.finish();
-    index.save(&args.out, args.force)?;
+    index.save(&out, args.force)?;
 
     let manifest = index.manifest();
     let rate = |secs: f64| manifest.count as f64 / secs.max(1e-9);
-    println!("index written to {}", args.out.display());
-    println!(
-        "  encode: {:.1} s, {:.1} passages/s, {:.0} tokens/s, {:.0}% of padded tokens real, {} truncated to {} tokens",
-        stats.seconds,
-        rate(stats.seconds),
-        stats.tokens as f64 / stats.seconds.max(1e-9),
-        100.0 * stats.tokens as f64 / stats.padded_tokens.max(1) as f64,
-        stats.truncated,
-        stats.max_length,
-    );
+    println!("index written to {}", out.display());
+    print_encode_stats(&stats, manifest.count);
     println!(
         "  insert: {:.1} s, {:.1} passages/s (m {}, ef_construction {})",
         manifest.build_seconds,
@@ -175,7 +192,7 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         manifest.ef_construction
     );
     println!("  total:  {:.1} s", started.elapsed().as_secs_f64());
-    print_manifest(&args.out, manifest);
+    print_manifest(&out, manifest);
     Ok(())
 }
 
@@ -258,6 +275,18 @@ fn encode(
     progress.finish();
     stats.seconds = started.elapsed().as_secs_f64();
     Ok((embeddings, stats))
+}
+
+fn print_encode_stats(stats: &EncodeStats, passages: usize) {
+    println!(
+        "  encode: {:.1} s, {:.1} passages/s, {:.0} tokens/s, {:.0}% of padded tokens real, {} truncated to {} tokens",
+        stats.seconds,
+        passages as f64 / stats.seconds.max(1e-9),
+        stats.tokens as f64 / stats.seconds.max(1e-9),
+        100.0 * stats.tokens as f64 / stats.padded_tokens.max(1) as f64,
+        stats.truncated,
+        stats.max_length,
+    );
 }
 
 /// A progress bar with rate and ETA on a terminal; a log line every [`LOG_EVERY`] otherwise.

@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use anyhow::Context;
-use xling_server::config::LogFormat;
+use xling_server::config::{Config, IndexBackend, LogFormat};
 use xling_server::{Listeners, Settings};
 
 #[derive(clap::Args)]
@@ -29,7 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     crate::logging::init(config.log_format == LogFormat::Json);
     tracing::info!(
         model = %config.model.display(),
-        index = %config.index.display(),
+        index = %index_location(&config),
         device = %config.device,
         max_batch_size = config.batching.max_batch_size,
         max_wait_us = config.batching.max_wait.as_micros() as u64,
@@ -40,8 +42,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async move {
         let listeners = Listeners::bind(&config).await?;
-        xling_server::run(listeners, config, shutdown_signal()).await
+        xling_server::run_with(
+            listeners,
+            config,
+            Arc::new(xling_qdrant::open_backend),
+            shutdown_signal(),
+        )
+        .await
     })
+}
+
+fn index_location(config: &Config) -> String {
+    match &config.index_backend {
+        IndexBackend::Embedded => config.index.display().to_string(),
+        IndexBackend::Qdrant(t) => format!("qdrant {} at {}", t.collection, t.urls.join(",")),
+    }
 }
 
 /// SIGINT or SIGTERM (what Kubernetes sends before killing a pod).
