@@ -139,9 +139,20 @@ pub async fn run_with(
             ),
     );
     let metrics_addr = listeners.metrics.as_ref().and_then(|l| l.local_addr().ok());
-    let metrics_task = listeners
-        .metrics
-        .map(|listener| tokio::spawn(metrics::serve(listener, handle, stopped(stop_rx.clone()))));
+    let sampled = state.clone();
+    let sample: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        if let Some(engine) = sampled.engine.get() {
+            metrics::queue_depth(engine.queue_depth());
+        }
+    });
+    let metrics_task = listeners.metrics.map(|listener| {
+        tokio::spawn(metrics::serve(
+            listener,
+            handle,
+            sample,
+            stopped(stop_rx.clone()),
+        ))
+    });
     tracing::info!(%grpc_addr, metrics_addr = %metrics::local_addr_text(metrics_addr), "listening");
 
     let mut loading = tokio::spawn(load(config.clone(), open, state.clone(), health.clone()));

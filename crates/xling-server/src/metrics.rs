@@ -2,7 +2,7 @@
 //! them, in one place. Names carry the `xling_` prefix and their unit.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use metrics::{
@@ -163,17 +163,26 @@ fn zero_counters() {
     }
 }
 
-/// The Prometheus text exposition, with process figures refreshed first.
-pub fn render(handle: &PrometheusHandle) -> String {
+/// The Prometheus text exposition, with process figures and `sample`'s gauges refreshed first.
+pub fn render(handle: &PrometheusHandle, sample: &(dyn Fn() + Send + Sync)) -> String {
     record_process();
+    sample();
     handle.render()
 }
 
+/// Sets the queue depth gauge. Besides the batcher's own updates, the server sets it at every
+/// scrape from the queue itself: event updates from concurrent submits can land out of order,
+/// and queries dropped unencoded (expired, cancelled) leave the queue without an event.
+pub fn queue_depth(depth: usize) {
+    gauge!(QUEUE_DEPTH).set(depth as f64);
+}
+
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves; also runs the exporter's
-/// periodic upkeep so histograms do not grow without bound.
+/// periodic upkeep so histograms do not grow without bound. `sample` runs before each render.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     handle: PrometheusHandle,
+    sample: Arc<dyn Fn() + Send + Sync>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let upkeep = handle.clone();
@@ -187,8 +196,8 @@ pub async fn serve(
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
-            let handle = handle.clone();
-            async move { render(&handle) }
+            let (handle, sample) = (handle.clone(), sample.clone());
+            async move { render(&handle, sample.as_ref()) }
         }),
     );
     let result = axum::serve(listener, app)
@@ -326,7 +335,7 @@ impl Observer for BatchMetrics {
     }
 
     fn queue_depth(&self, depth: usize) {
-        gauge!(QUEUE_DEPTH).set(depth as f64);
+        queue_depth(depth);
     }
 
     fn wait_chosen(&self, wait: Duration) {
