@@ -115,7 +115,6 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             wait.clone(),
             observer.clone(),
             in_flight,
-            instances,
             running.clone(),
         ));
         Batcher {
@@ -226,9 +225,9 @@ async fn batching_task<T, R>(
     wait: Arc<WaitPolicy>,
     observer: Arc<dyn Observer>,
     in_flight: Arc<watch::Sender<usize>>,
-    instances: usize,
     sent: Arc<Running>,
 ) {
+    let instances = sent.instances;
     let mut running = in_flight.subscribe();
     let mut carry: Option<Entry<T, R>> = None;
     // When a batch opened on an idle encoder closed alone: its first item's arrival, so the
