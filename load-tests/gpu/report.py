@@ -1,4 +1,5 @@
-"""load-tests/gpu/run.sh's report (standard library only, so it runs on the GPU machine too).
+"""load-tests/gpu/run.sh's report (standard library only, so it runs on the GPU machine too;
+the charts need matplotlib and are skipped, saying so, where it is missing).
 
   report.py parity INDEX_A INDEX_B LABEL   max abs diff and min cosine of two indexes' embeddings
   report.py report OUT_DIR                 points.csv, summary.md and SVG plots from the JSON
@@ -14,7 +15,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sweep"))
-from svg import line_chart  # noqa: E402
+try:
+    from plots import chart
+except ImportError:  # the GPU machine's bare python3
+    chart = None
 
 
 def embeddings(index: Path):
@@ -65,13 +69,20 @@ def report(out: Path) -> None:
     if (out / "parity.txt").exists():
         lines += ["", "Parity: " + (out / "parity.txt").read_text().strip()]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    for shape, run in runs.items():
-        by = lambda load, key: [(p["instances"], p[key]) for p in run["points"] if p["load"] == load]  # noqa: E731
-        line_chart(out / f"{shape}-throughput-vs-instances.svg", f"{shape} on {device}: saturated throughput",
-                   "encoder instances", "ok requests/s", [("service", by("saturated", "ok_rps"))])  # fmt: skip
-        line_chart(out / f"{shape}-p99-vs-instances.svg", f"{shape} on {device}: p99",
-                   "encoder instances", "p99 (ms)",
-                   [("saturated", by("saturated", "p99_ms")), ("50% load", by("half", "p99_ms"))])  # fmt: skip
+    if chart is None:
+        print("matplotlib is not installed: no charts (summary.md and points.csv are complete)")
+    for shape, run in runs.items() if chart else ():
+        def by(load, key, points=run["points"]):
+            return [(p["instances"], p[key], None) for p in points if p["load"] == load]
+
+        ticks = sorted({p["instances"] for p in run["points"]})
+        chart(out / f"{shape}-throughput-vs-instances.svg", f"{shape} on {device}: saturated throughput",
+              "encoder instances", "ok requests/s", [("service", by("saturated", "ok_rps"), None)],
+              xticks=ticks)  # fmt: skip
+        chart(out / f"{shape}-p99-vs-instances.svg", f"{shape} on {device}: p99",
+              "encoder instances", "p99 (ms)",
+              [("saturated", by("saturated", "p99_ms"), None), ("50% load", by("half", "p99_ms"), None)],
+              xticks=ticks)  # fmt: skip
     print((out / "summary.md").read_text())
 
 

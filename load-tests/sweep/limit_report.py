@@ -57,7 +57,9 @@ def main() -> None:
                        and (r["mode"], int(r["concurrency"]), r["target_rps"]) == load]  # fmt: skip
                 if not pts:
                     continue
-                med = lambda k: statistics.median(num(p[k]) for p in pts)  # noqa: E731
+                def med(k, pts=pts):
+                    return statistics.median(num(p[k]) for p in pts)
+
                 ratio = statistics.median(num(p["p99_ms"]) / num(p["mean_ms"]) for p in pts)
                 mode, c, rate = load
                 name = f"c={c}" if mode == "closed" else f"open {rate} rps"

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 
-
 def num(v):
     try:
         return float(v)
