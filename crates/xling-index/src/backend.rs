@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::corpus::Passage;
@@ -57,7 +58,7 @@ pub struct BackendInfo {
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// A snapshot of what is served; cheap, never does I/O.
-    fn describe(&self) -> BackendInfo;
+    fn describe(&self) -> Arc<BackendInfo>;
 
     /// Fails with [`IndexError::ModelMismatch`] when the index was built by another model.
     fn check_model(&self, model_id: &str, dim: usize) -> Result<(), IndexError>;
@@ -80,7 +81,7 @@ pub struct EmbeddedBackend {
     index: Index,
     /// Passage id -> slot, for [`Backend::passages`].
     slots: HashMap<String, u32>,
-    info: BackendInfo,
+    info: Arc<BackendInfo>,
 }
 
 impl EmbeddedBackend {
@@ -111,7 +112,11 @@ impl EmbeddedBackend {
             bytes_in_ram: (index.embeddings.len() * std::mem::size_of::<f32>() + text_bytes) as u64,
             bytes_mapped: 0,
         };
-        EmbeddedBackend { index, slots, info }
+        EmbeddedBackend {
+            index,
+            slots,
+            info: Arc::new(info),
+        }
     }
 
     /// Loads an index folder ([`Index::load`]) as a backend.
@@ -126,7 +131,7 @@ impl EmbeddedBackend {
 
 #[async_trait::async_trait]
 impl Backend for EmbeddedBackend {
-    fn describe(&self) -> BackendInfo {
+    fn describe(&self) -> Arc<BackendInfo> {
         self.info.clone()
     }
 

@@ -52,7 +52,7 @@ pub struct QdrantBackend {
     name: String,
     timeout: Duration,
     layout: Layout,
-    info: RwLock<BackendInfo>,
+    info: RwLock<Arc<BackendInfo>>,
 }
 
 /// What the collection's config says about how to query it.
@@ -111,11 +111,11 @@ impl QdrantBackend {
                 quantized: false,
                 routing: Routing::Tenant,
             },
-            info: RwLock::new(BackendInfo::default()),
+            info: RwLock::new(Arc::default()),
         };
         let (info, layout) = backend.read_info().await?;
         backend.layout = layout;
-        *backend.info.write().expect("not poisoned") = info;
+        *backend.info.write().expect("not poisoned") = Arc::new(info);
         let backend = Arc::new(backend);
         tokio::spawn(refresh(Arc::downgrade(&backend), options.refresh));
         Ok(backend)
@@ -280,8 +280,8 @@ async fn refresh(backend: Weak<QdrantBackend>, every: Duration) {
         match backend.read_info().await {
             Ok((mut info, _)) => {
                 let mut current = backend.info.write().expect("not poisoned");
-                info.generation = current.generation + u64::from(*current != info);
-                *current = info;
+                info.generation = current.generation + u64::from(**current != info);
+                *current = Arc::new(info);
             }
             Err(e) => tracing::warn!(error = %e, "cannot refresh the Qdrant collection's counts"),
         }
@@ -290,7 +290,7 @@ async fn refresh(backend: Weak<QdrantBackend>, every: Duration) {
 
 #[async_trait::async_trait]
 impl Backend for QdrantBackend {
-    fn describe(&self) -> BackendInfo {
+    fn describe(&self) -> Arc<BackendInfo> {
         self.info.read().expect("not poisoned").clone()
     }
 
@@ -301,7 +301,7 @@ impl Backend for QdrantBackend {
         }
         Err(IndexError::ModelMismatch {
             dir: self.name.clone().into(),
-            index_model: info.model_id,
+            index_model: info.model_id.clone(),
             index_dim: info.dim,
             model: model_id.to_string(),
             dim,

@@ -331,7 +331,7 @@ impl Engine {
     }
 
     /// What the index holds (a snapshot the backend keeps; no I/O).
-    pub fn index_info(&self) -> BackendInfo {
+    pub fn index_info(&self) -> Arc<BackendInfo> {
         self.backend.describe()
     }
 

@@ -243,9 +243,9 @@ impl Retrieval for RetrievalService {
                 index_size: index.passages as u64,
                 languages: index
                     .languages
-                    .into_iter()
-                    .map(|(language, n)| LanguageCount {
-                        language,
+                    .iter()
+                    .map(|(language, &n)| LanguageCount {
+                        language: language.clone(),
                         passages: n as u64,
                     })
                     .collect(),
