@@ -6,7 +6,7 @@
 //! the same round trip. `describe` is a cheap snapshot: request validation, `Info` and
 //! `/metrics` read it and never the network.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,19 +79,11 @@ pub trait Backend: Send + Sync + 'static {
 /// millisecond on the indexes it serves, so they run inline on the caller's task.
 pub struct EmbeddedBackend {
     index: Index,
-    /// Passage id -> slot, for [`Backend::passages`].
-    slots: HashMap<String, u32>,
     info: Arc<BackendInfo>,
 }
 
 impl EmbeddedBackend {
     pub fn new(index: Index) -> EmbeddedBackend {
-        let slots = index
-            .passages
-            .iter()
-            .enumerate()
-            .map(|(slot, p)| (p.id.clone(), slot as u32))
-            .collect();
         let manifest = index.manifest();
         let text_bytes: usize = index
             .passages
@@ -114,7 +106,6 @@ impl EmbeddedBackend {
         };
         EmbeddedBackend {
             index,
-            slots,
             info: Arc::new(info),
         }
     }
@@ -152,7 +143,7 @@ impl Backend for EmbeddedBackend {
                     .into_iter()
                     .filter_map(|hit| {
                         Some(Found {
-                            passage: self.index.passage(hit.slot)?.clone(),
+                            passage: self.index.passage(hit.slot)?,
                             score: hit.score,
                         })
                     })
@@ -165,8 +156,8 @@ impl Backend for EmbeddedBackend {
         Ok(ids
             .iter()
             .map(|id| {
-                let slot = *self.slots.get(id)?;
-                self.index.passage(slot).cloned()
+                let slot = self.index.slot_of(id)?;
+                self.index.passage(slot)
             })
             .collect())
     }

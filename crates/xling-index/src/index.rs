@@ -36,6 +36,8 @@ pub struct Index {
     pub(crate) embeddings: Vec<f32>,
     pub(crate) graph: Graph,
     pub(crate) languages: LanguageSlots,
+    /// Passage id -> slot.
+    pub(crate) ids: std::collections::HashMap<String, u32>,
     /// See [`Index::set_exact_subset_max`].
     pub(crate) exact_subset_max: usize,
 }
@@ -103,9 +105,15 @@ impl Index {
         graph: Graph,
         languages: LanguageSlots,
     ) -> Index {
+        let ids = passages
+            .iter()
+            .enumerate()
+            .map(|(slot, p)| (p.id.clone(), slot as u32))
+            .collect();
         Index {
             dir,
             manifest,
+            ids,
             passages,
             embeddings,
             graph,
@@ -274,8 +282,19 @@ impl Index {
     }
 
     /// The passage in `slot` (slots come from [`crate::Hit`]); `None` when out of range.
-    pub fn passage(&self, slot: u32) -> Option<&Passage> {
-        self.passages.get(slot as usize)
+    /// Owned: a mapped store decodes it on each call.
+    pub fn passage(&self, slot: u32) -> Option<Passage> {
+        self.passages.get(slot as usize).cloned()
+    }
+
+    /// The slot of the passage with this id.
+    pub fn slot_of(&self, id: &str) -> Option<u32> {
+        self.ids.get(id).copied()
+    }
+
+    /// Passages per language code.
+    pub fn language_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        self.languages.counts()
     }
 
     /// The stored embedding of `slot`.

@@ -16,6 +16,7 @@
 //! - `index`    — [`Index`]: load (checksummed), save (temp folder + rename), accessors, the
 //!   exact-scan threshold ([`DEFAULT_EXACT_SUBSET_MAX`]).
 //! - `search`   — [`Hit`], [`Index::search`] (HNSW, language filter), [`Index::exact_search`].
+//! - `slots`    — [`SlotSet`]: a slot bitmap (a live index's tombstones), skipped by searches.
 //! - `store`    — the folder layout and [`IndexManifest`] (`index.json`).
 //! - `error`    — [`IndexError`], the crate's one error type.
 
@@ -27,6 +28,7 @@ mod error;
 mod index;
 mod lang;
 mod search;
+mod slots;
 mod store;
 
 pub use backend::{Backend, BackendInfo, EmbeddedBackend, Found, Query};
@@ -37,4 +39,5 @@ pub use error::IndexError;
 pub use index::{Index, DEFAULT_EXACT_SUBSET_MAX};
 pub use lang::is_iso639_1;
 pub use search::{default_ef, Hit, EF_PER_RESULT};
+pub use slots::SlotSet;
 pub use store::{IndexManifest, EMBEDDINGS_FILE, FORMAT_VERSION, MANIFEST_FILE, PASSAGES_FILE};

@@ -8,6 +8,7 @@ use crate::distance::score;
 use crate::error::IndexError;
 use crate::index::Index;
 use crate::lang::is_iso639_1;
+use crate::slots::SlotSet;
 
 /// Graph candidates kept per requested result when the caller leaves ef to the service.
 /// On XQuAD-R's 13,014-sentence multilingual pool at top-k 100 (multilingual-e5-small), ef 64
@@ -62,39 +63,63 @@ impl Index {
         ef: usize,
         languages: Option<&[String]>,
     ) -> Result<Vec<Hit>, IndexError> {
+        self.search_filtered(query, k, ef, languages, None)
+    }
+
+    /// [`Index::search`] that never returns a slot in `removed` (a live index's tombstones).
+    /// The slots are skipped inside the search, and the graph walk asks for enough extra
+    /// candidates that `k` hits still come back.
+    pub fn search_filtered(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        languages: Option<&[String]>,
+        removed: Option<&SlotSet>,
+    ) -> Result<Vec<Hit>, IndexError> {
         self.check_query(query)?;
         let (mask, count) = match self.select(languages)? {
             Selection::All => (None, self.len()),
             Selection::Languages { mask, count } => (Some(mask), count),
         };
-        if k == 0 || count == 0 {
+        let removed = removed.filter(|r| !r.is_empty());
+        let keep = |slot: u32| {
+            mask.as_ref()
+                .is_none_or(|m| m[self.languages.of_slot[slot as usize] as usize])
+                && removed.is_none_or(|r| !r.contains(slot))
+        };
+        // At least this many candidates survive the filters (removed slots may all be selected).
+        let alive = count.saturating_sub(removed.map_or(0, SlotSet::len));
+        if k == 0 || alive == 0 {
             return Ok(Vec::new());
         }
         if count <= self.exact_subset_max {
-            return Ok(self.scan(query, k, mask.as_deref()));
+            return Ok(self.scan(query, k, mask.as_deref(), removed));
         }
         // hnsw_rs preallocates `ef` slots: a request's k or ef beyond the index size would
         // only waste (or exhaust) memory.
         let k = k.min(count);
         let ef = ef.clamp(k, self.len());
-        let hits = match &mask {
-            None => to_hits(self.graph.search(query, k, ef)),
-            Some(mask) => {
-                let share = count as f64 / self.len() as f64;
-                let fetch = ((OVERSAMPLE * k as f64 / share).ceil() as usize).min(self.len());
-                let of_slot = &self.languages.of_slot;
-                to_hits(self.graph.search(query, fetch, ef.max(fetch)))
-                    .into_iter()
-                    .filter(|h| mask[of_slot[h.slot as usize] as usize])
-                    .take(k)
-                    .collect()
-            }
+        let filtered = mask.is_some() || removed.is_some();
+        let hits = if filtered {
+            let share = alive as f64 / self.len() as f64;
+            let oversample = if mask.is_some() { OVERSAMPLE } else { 1.0 };
+            let fetch = ((oversample * k as f64 / share).ceil() as usize)
+                .saturating_add(removed.map_or(0, |r| r.len().min(k)))
+                .min(self.len());
+            to_hits(self.graph.search(query, fetch, ef.max(fetch)))
+                .into_iter()
+                .filter(|h| keep(h.slot))
+                .take(k)
+                .collect()
+        } else {
+            to_hits(self.graph.search(query, k, ef))
         };
         // The asked languages may rank low for this query (embeddings lean towards the query's
         // own language), and a graph walk may come back short: then scan, so that k hits
         // always come back when k exist.
-        if hits.len() < k.min(count) {
-            return Ok(self.scan(query, k, mask.as_deref()));
+        if hits.len() < k.min(alive) {
+            return Ok(self.scan(query, k, mask.as_deref(), removed));
         }
         Ok(hits)
     }
@@ -109,8 +134,8 @@ impl Index {
     ) -> Result<Vec<Hit>, IndexError> {
         self.check_query(query)?;
         Ok(match self.select(languages)? {
-            Selection::All => self.scan(query, k, None),
-            Selection::Languages { mask, .. } => self.scan(query, k, Some(&mask)),
+            Selection::All => self.scan(query, k, None, None),
+            Selection::Languages { mask, .. } => self.scan(query, k, Some(&mask), None),
         })
     }
 
@@ -152,8 +177,15 @@ impl Index {
         Ok(Selection::Languages { mask, count })
     }
 
-    /// Exact top-k over the slots of the languages selected in `mask` (all when `None`).
-    fn scan(&self, query: &[f32], k: usize, mask: Option<&[bool]>) -> Vec<Hit> {
+    /// Exact top-k over the slots of the languages selected in `mask` (all when `None`),
+    /// except those in `removed`.
+    fn scan(
+        &self,
+        query: &[f32],
+        k: usize,
+        mask: Option<&[bool]>,
+        removed: Option<&SlotSet>,
+    ) -> Vec<Hit> {
         let mut hits: Vec<Hit> = self
             .languages
             .slots
@@ -161,6 +193,7 @@ impl Index {
             .enumerate()
             .filter(|(lang, _)| mask.is_none_or(|m| m[*lang]))
             .flat_map(|(_, slots)| slots.iter().copied())
+            .filter(|&slot| removed.is_none_or(|r| !r.contains(slot)))
             .map(|slot| Hit {
                 slot,
                 score: score(query, self.row(slot)),

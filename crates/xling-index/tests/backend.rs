@@ -24,7 +24,7 @@ fn the_embedded_backend_resolves_the_index_hits() {
                 .collect()
         })
         .collect();
-    let first = index.passage(0).unwrap().clone();
+    let first = index.passage(0).unwrap();
     let backend = EmbeddedBackend::new(index);
 
     let batch: Vec<Query<'_>> = queries

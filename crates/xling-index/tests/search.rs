@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::{build, language_of, unit_vectors, MODEL};
-use xling_index::{BuildParams, Index, IndexError};
+use xling_index::{BuildParams, Index, IndexError, SlotSet};
 
 const DIM: usize = 48;
 
@@ -68,6 +68,36 @@ fn filtered_search_returns_only_and_enough_of_the_asked_languages() {
         .is_empty());
     let err = index.search(&queries[..16], 10, 16, Some(&langs(&["english"])));
     assert!(matches!(err, Err(IndexError::FilterLanguage { code }) if code == "english"));
+}
+
+#[test]
+fn removed_slots_never_come_back_and_k_hits_still_do() {
+    let n = 2000;
+    let mut index = build(n, 16, &BuildParams::default());
+    let queries: Vec<Vec<f32>> = (0..20u32)
+        .map(|s| index.embedding(s * 97).unwrap().to_vec())
+        .collect();
+    // Remove each query's own passage and its exact top 5: the walk must step past them.
+    let mut removed = SlotSet::new();
+    for q in &queries {
+        for hit in index.exact_search(q, 6, None).unwrap() {
+            removed.insert(hit.slot);
+        }
+    }
+    for threshold in [0, usize::MAX] {
+        index.set_exact_subset_max(threshold); // graph walk, then exact scan
+        for q in &queries {
+            for filter in [None, Some(langs(&["en", "de"]))] {
+                let hits = index
+                    .search_filtered(q, 10, 32, filter.as_deref(), Some(&removed))
+                    .unwrap();
+                assert_eq!(hits.len(), 10, "threshold {threshold}, filter {filter:?}");
+                assert!(hits.iter().all(|h| !removed.contains(h.slot)));
+                let unfiltered = index.search(q, 1, 32, None).unwrap();
+                assert!(removed.contains(unfiltered[0].slot), "self-hit was removed");
+            }
+        }
+    }
 }
 
 #[test]
