@@ -29,6 +29,9 @@ pub(crate) struct Entry<T, R> {
     pub tokens: usize,
     pub enqueued: Instant,
     pub deadline: Option<Instant>,
+    /// How long admission predicted it would take until its run ends (uncorrected), when it
+    /// could predict at all.
+    pub predicted_wait: Option<Duration>,
     pub reply: Reply<R>,
     pub span: Span,
     /// Its queue slot, given back when its batch starts running.

@@ -21,9 +21,11 @@
 //! - [`wait`]: how long a batch may wait for more items (none, fixed, or adaptive).
 //! - [`split`]: cutting a batch into length-sorted runs when padding costs more than a run.
 //! - [`cost`]: the fitted batch cost that the adaptive wait, admission and the split read.
+//! - [`correction`]: how far admission's predicted waits fall short of the real ones, learned.
 //! - [`observer`]: the hook through which callers see batch and drop events (metrics).
 
 pub mod config;
+pub mod correction;
 pub mod cost;
 pub mod entry;
 pub mod observer;

@@ -31,6 +31,9 @@ pub trait Observer: Send + Sync + 'static {
     fn dropped(&self, _reason: DropReason) {}
     fn queue_depth(&self, _depth: usize) {}
     fn wait_chosen(&self, _wait: Duration) {}
+    /// Admission's learned ratio of real to predicted time until a query's run ends
+    /// (`correction`), after each run that reported one.
+    fn wait_ratio(&self, _ratio: f64) {}
 }
 
 /// For callers that want no events.

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 use tracing::Span;
 
+use crate::correction::WaitCorrection;
 use crate::cost::CostModel;
 use crate::entry::{Done, Entry};
 use crate::split::{LengthSplit, TimedRun};
@@ -49,6 +50,8 @@ pub struct Batcher<T, R> {
     max_queue_wait: Duration,
     running: Arc<Running>,
     cost: Arc<CostModel>,
+    /// How far predicted queue waits fell short of real ones; scales admission's predictions.
+    correction: Arc<WaitCorrection>,
     split: Option<Arc<LengthSplit>>,
     observer: Arc<dyn Observer>,
     finished: tokio::sync::Mutex<Option<oneshot::Receiver<()>>>,
@@ -95,6 +98,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             last: Mutex::new((0, Instant::now())),
         });
         let split = config.split_by_length.then(Arc::<LengthSplit>::default);
+        let correction = Arc::<WaitCorrection>::default();
         worker::spawn(
             batch_rx,
             processes,
@@ -105,6 +109,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 wait: wait.clone(),
                 split: split.clone(),
                 in_flight: in_flight.clone(),
+                correction: correction.clone(),
             },
             finished_tx,
         );
@@ -125,6 +130,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             max_queue_wait: config.max_queue_wait,
             running,
             cost: wait.cost(),
+            correction,
             split,
             observer,
             finished: tokio::sync::Mutex::new(Some(finished_rx)),
@@ -142,7 +148,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     ) -> Result<Ticket<R>, BatchError> {
         let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         let tx = guard.as_ref().ok_or(BatchError::Closed)?;
-        self.check_reachable(deadline)?;
+        let predicted_wait = self.check_reachable(deadline)?;
         let permit =
             self.permits
                 .clone()
@@ -156,6 +162,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             tokens,
             enqueued: Instant::now(),
             deadline,
+            predicted_wait,
             reply,
             span: Span::current(),
             permit: Some(permit),
@@ -168,19 +175,22 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// Refuses now what would otherwise wait out its deadline (or the budget) in the queue:
     /// under overload a big queue turns into timeouts, and the encoder's work on them is
     /// wasted. The prediction: what is left of the running batch, then the queries ahead and
-    /// this one in full batches. Still optimistic: gaps between batches are not in the fit.
-    fn check_reachable(&self, deadline: Option<Instant>) -> Result<(), BatchError> {
+    /// this one in full batches, scaled by how far such predictions fell short of the waits
+    /// queries then saw (`correction`). Returns the unscaled prediction, which the inference
+    /// thread compares with the real wait.
+    fn check_reachable(&self, deadline: Option<Instant>) -> Result<Option<Duration>, BatchError> {
         let budget = (!self.max_queue_wait.is_zero()).then_some(self.max_queue_wait);
         if deadline.is_none() && budget.is_none() {
-            return Ok(());
+            return Ok(None);
         }
         let ahead = self.depth();
         let Some(queued) = self.cost.time_to_run(ahead + 1, self.max_batch_size) else {
-            return Ok(());
+            return Ok(None);
         };
         // Instances run batches side by side; the fit is of one instance's (contended) runs.
         let queued = queued / self.running.instances as u32;
-        let needed = queued + self.running.left(&self.cost, self.max_batch_size);
+        let predicted = queued + self.running.left(&self.cost, self.max_batch_size);
+        let needed = self.correction.apply(predicted);
         let needed_ms = needed.as_millis() as u64;
         if let Some(budget) = budget.filter(|&b| needed > b) {
             return Err(BatchError::OverBudget {
@@ -192,7 +202,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         if deadline.is_some_and(|d| Instant::now() + needed > d) {
             return Err(BatchError::DeadlineUnreachable { ahead, needed_ms });
         }
-        Ok(())
+        Ok(Some(predicted))
     }
 
     /// Encoder runs timed before serving (shapes the live load may never show), so the length

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 
+use crate::correction::WaitCorrection;
 use crate::entry::{Done, Entry};
 use crate::split::LengthSplit;
 use crate::wait::WaitPolicy;
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub split: Option<Arc<LengthSplit>>,
     /// Batches sent and not yet run; decremented as soon as an instance is free.
     pub in_flight: Arc<watch::Sender<usize>>,
+    /// Told the waits each run's queries saw against what admission predicted.
+    pub correction: Arc<WaitCorrection>,
 }
 
 /// Starts one inference thread per function in `processes` (one per encoder instance).
@@ -131,6 +134,15 @@ fn run_one<T, R, F>(
         catch_unwind(AssertUnwindSafe(|| process(&items)))
     });
     let run_time = started.elapsed();
+    let predicted = batch.iter().filter_map(|e| {
+        Some((
+            e.predicted_wait?,
+            started.duration_since(e.enqueued) + run_time,
+        ))
+    });
+    if shared.correction.observe(predicted) {
+        shared.observer.wait_ratio(shared.correction.ratio());
+    }
     if last {
         shared.in_flight.send_modify(|n| *n -= 1);
     }

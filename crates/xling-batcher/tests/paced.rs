@@ -327,3 +327,63 @@ async fn the_queue_wait_budget_refuses_at_once_and_loses_nothing() {
     encoder.run_items(1).await;
     assert_eq!(again.await.unwrap().output, 100);
 }
+
+/// Admission learns how far its predictions fall short. A token cap of 4 per batch makes the
+/// real runs 4 items at most while the fit predicts full batches of 16, so the queue a budget
+/// admits at first takes about twice as long as predicted. After a few such queues, admission
+/// refuses at a shorter queue, and the last query admitted finishes within the budget (plus
+/// the one run it may just miss).
+#[tokio::test(start_paused = true)]
+async fn admission_learns_that_its_predictions_fall_short() {
+    let budget = 60 * MS;
+    let (batcher, mut encoder) = Encoder::start_with(BatchConfig {
+        max_batch_size: 16,
+        max_wait: Duration::ZERO,
+        queue_capacity: 64,
+        max_queue_wait: budget,
+        max_batch_tokens: 4,
+        adaptive_wait: false,
+        split_by_length: false,
+    });
+    teach_two_batch_sizes(&batcher, &mut encoder, None).await;
+    let mut id = 100;
+    // One queue per round: a running query, then as many as admission takes.
+    let mut round = async || {
+        let t0 = Instant::now();
+        id += 1;
+        let mut tickets = vec![batcher.submit(id, 1, None).unwrap()];
+        let running = encoder.started.recv().await.unwrap();
+        loop {
+            id += 1;
+            match batcher.submit(id, 1, None) {
+                Ok(ticket) => tickets.push(ticket),
+                Err(BatchError::OverBudget { .. }) => break,
+                Err(other) => panic!("{other}"),
+            }
+        }
+        let admitted = tickets.len();
+        tokio::time::advance(run(running)).await;
+        encoder.gate.send(()).unwrap();
+        encoder.run_items(admitted - 1).await;
+        all(tickets).await;
+        (admitted, t0.elapsed())
+    };
+    let (first, first_took) = round().await;
+    assert!(
+        first_took > budget * 3 / 2,
+        "the token cap makes the first queue slower than predicted: {first_took:?}"
+    );
+    let mut last = (first, first_took);
+    for _ in 0..12 {
+        last = round().await;
+    }
+    let (learned, took) = last;
+    assert!(
+        learned < first * 2 / 3,
+        "admitted {first} at first, {learned} after learning"
+    );
+    assert!(
+        took <= budget + run(4),
+        "the last admitted finished after {took:?}"
+    );
+}

@@ -30,6 +30,7 @@ pub const CANCELLED: &str = "xling_cancelled_total";
 pub const ENCODER_FAILURES: &str = "xling_encoder_failures_total";
 pub const INDEX_PASSAGES: &str = "xling_index_passages";
 pub const BATCH_MAX_WAIT: &str = "xling_batch_max_wait_seconds";
+pub const ADMISSION_WAIT_RATIO: &str = "xling_admission_wait_ratio";
 pub const BUILD_INFO: &str = "xling_build_info";
 pub const ENCODER_BUSY: &str = "xling_encoder_busy_seconds";
 pub const DEVICE_BUSY: &str = "xling_sim_device_busy_seconds";
@@ -123,6 +124,10 @@ fn describe() {
         BATCH_MAX_WAIT,
         Unit::Seconds,
         "Current longest wait of a batch for more queries."
+    );
+    describe_gauge!(
+        ADMISSION_WAIT_RATIO,
+        "Learned ratio of real to predicted time from admission to a query's encoded; admission scales its wait predictions by it."
     );
     describe_gauge!(BUILD_INFO, "Build and model information; the value is 1.");
     describe_gauge!(
@@ -340,6 +345,10 @@ impl Observer for BatchMetrics {
 
     fn wait_chosen(&self, wait: Duration) {
         gauge!(BATCH_MAX_WAIT).set(wait.as_secs_f64());
+    }
+
+    fn wait_ratio(&self, ratio: f64) {
+        gauge!(ADMISSION_WAIT_RATIO).set(ratio);
     }
 }
 
