@@ -85,6 +85,7 @@ impl Remote {
                     top_k: top_k as u32,
                     languages,
                     ef: ef as u32,
+                    vector: vec![],
                 };
                 let index = &index;
                 let progress = &progress;

@@ -67,6 +67,9 @@ struct SearchJson {
     languages: Vec<String>,
     #[serde(default)]
     ef: u32,
+    /// The client's own query embedding, in place of `query`.
+    #[serde(default)]
+    vector: Vec<f32>,
 }
 
 impl From<SearchJson> for SearchRequest {
@@ -76,6 +79,7 @@ impl From<SearchJson> for SearchRequest {
             top_k: j.top_k,
             languages: j.languages,
             ef: j.ef,
+            vector: j.vector,
         }
     }
 }
@@ -324,7 +328,8 @@ mod tests {
                 query: "Wer?".into(),
                 top_k: 5,
                 languages: vec!["de".into()],
-                ef: 0
+                ef: 0,
+                vector: vec![],
             })
         );
         let Payload::Search(second) = &payloads[1] else {

@@ -196,6 +196,7 @@ fn search(query: &str, top_k: u32, languages: &[&str]) -> SearchRequest {
         top_k,
         languages: languages.iter().map(|l| l.to_string()).collect(),
         ef: 0,
+        vector: vec![],
     }
 }
 

@@ -41,6 +41,28 @@ pub struct Embedded {
     pub batch_size: usize,
 }
 
+impl Embedded {
+    /// A client's own query embedding (validated: finite, not all zero), L2-normalized like
+    /// the index's rows. It never enters the batcher: no tokens, no queue, no encoder time.
+    pub fn given(values: &[f32]) -> Embedded {
+        // f64: the squares of large finite f32 values would overflow in f32.
+        let norm = values
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+            .sqrt();
+        Embedded {
+            vector: values.iter().map(|&v| (f64::from(v) / norm) as f32).collect(),
+            tokens: 0,
+            truncated: false,
+            tokenize: Duration::ZERO,
+            queue_wait: Duration::ZERO,
+            encode: Duration::ZERO,
+            batch_size: 0,
+        }
+    }
+}
+
 /// What `Engine::load_parts` hands to `Engine::start`.
 pub struct Parts {
     /// One per encoder instance (at least one).

@@ -20,7 +20,7 @@ use crate::config::Limits;
 use crate::engine::{Embedded, Engine};
 use crate::error::ServerError;
 use crate::metrics::RequestGuard;
-use crate::validate::{self, ValidSearch};
+use crate::validate::{self, SearchInput, ValidSearch};
 
 /// How much earlier than the caller's deadline xling gives up on a query.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(5);
@@ -89,14 +89,23 @@ impl RetrievalService {
     ) -> Result<Vec<SearchResponse>, ServerError> {
         if self.state.log_queries {
             for query in &queries {
-                tracing::info!(query = %query.query, top_k = query.top_k, "search");
+                match &query.input {
+                    SearchInput::Text(text) => {
+                        tracing::info!(query = %text, top_k = query.top_k, "search")
+                    }
+                    SearchInput::Vector(v) => {
+                        tracing::info!(vector_dim = v.len(), top_k = query.top_k, "search")
+                    }
+                }
             }
         }
-        let embedded = try_join_all(
-            queries
-                .iter()
-                .map(|q| engine.embed(&q.query, Mode::Query, deadline)),
-        )
+        // Texts go through the batcher; a client's vector is only normalized.
+        let embedded = try_join_all(queries.iter().map(|q| async move {
+            match &q.input {
+                SearchInput::Text(text) => engine.embed(text, Mode::Query, deadline).await,
+                SearchInput::Vector(values) => Ok(Embedded::given(values)),
+            }
+        }))
         .await?;
         let batch: Vec<Query<'_>> = queries
             .iter()
@@ -166,11 +175,13 @@ impl Retrieval for RetrievalService {
         let started = Instant::now();
         observed("Search", async {
             let (engine, deadline) = self.admit(&request)?;
+            let index = engine.index_info();
             let query = validate::search(
                 "",
                 request.get_ref(),
                 &self.state.limits,
-                &engine.index_info().languages,
+                &index.languages,
+                engine.model.dim,
             )?;
             let mut responses = self
                 .search_many(engine, vec![query], deadline, started)
@@ -188,10 +199,12 @@ impl Retrieval for RetrievalService {
         let started = Instant::now();
         observed("SearchBatch", async {
             let (engine, deadline) = self.admit(&request)?;
+            let index = engine.index_info();
             let valid = validate::search_batch(
                 request.get_ref(),
                 &self.state.limits,
-                &engine.index_info().languages,
+                &index.languages,
+                engine.model.dim,
             )?;
             let results = self.search_many(engine, valid, deadline, started).await?;
             Ok(SearchBatchResponse { results })

@@ -12,10 +12,18 @@ use crate::error::ServerError;
 
 pub const DEFAULT_TOP_K: u32 = 10;
 
+/// What a search looks for: a text to embed, or the client's own embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SearchInput {
+    Text(String),
+    /// `dim` finite values with a non-zero norm, as sent (the engine normalizes them).
+    Vector(Vec<f32>),
+}
+
 /// A search request that passed validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidSearch {
-    pub query: String,
+    pub input: SearchInput,
     pub top_k: usize,
     /// `None`: all languages.
     pub languages: Option<Vec<String>>,
@@ -72,14 +80,62 @@ pub fn message_size(size: usize, limits: &Limits) -> Result<(), ServerError> {
     Ok(())
 }
 
-/// Validates a `SearchRequest`; `prefix` names it in messages (e.g. `queries[3].`).
+/// Checks a client's query embedding: `dim` finite values, not all zero.
+pub fn vector(field: &str, values: &[f32], dim: usize) -> Result<(), ServerError> {
+    if values.len() != dim {
+        return Err(ServerError::invalid(
+            field,
+            format!("has {} values; the index expects dim {dim}", values.len()),
+        ));
+    }
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(ServerError::invalid(
+            format!("{field}[{i}]"),
+            format!("is {}; every value must be finite (dim {dim})", values[i]),
+        ));
+    }
+    // Zero has no direction to normalize to; f64 so that no finite f32 overflows the sum.
+    if values.iter().all(|&v| f64::from(v) == 0.0) {
+        return Err(ServerError::invalid(
+            field,
+            "is all zeros; it cannot be normalized",
+        ));
+    }
+    Ok(())
+}
+
+/// Exactly one of `query` and `vector`, each valid.
+fn input(prefix: &str, request: &SearchRequest, limits: &Limits, dim: usize) -> Result<SearchInput, ServerError> {
+    match (request.query.is_empty(), request.vector.is_empty()) {
+        (false, false) => Err(ServerError::invalid(
+            format!("{prefix}query"),
+            "set either query or vector, not both",
+        )),
+        (true, true) => Err(ServerError::invalid(
+            format!("{prefix}query"),
+            format!("must not be empty (or send a vector of dim {dim} instead)"),
+        )),
+        (false, true) => {
+            text(&format!("{prefix}query"), &request.query, limits)?;
+            Ok(SearchInput::Text(request.query.clone()))
+        }
+        (true, false) => {
+            vector(&format!("{prefix}vector"), &request.vector, dim)?;
+            Ok(SearchInput::Vector(request.vector.clone()))
+        }
+    }
+}
+
+/// Validates a `SearchRequest`; `prefix` names it in messages (e.g. `queries[3].`). `dim`: the
+/// served embedding dimension, which a `vector` must have.
 pub fn search(
     prefix: &str,
     request: &SearchRequest,
     limits: &Limits,
     index_languages: &BTreeMap<String, usize>,
+    dim: usize,
 ) -> Result<ValidSearch, ServerError> {
-    text(&format!("{prefix}query"), &request.query, limits)?;
+    let input = input(prefix, request, limits, dim)?;
     let top_k = match request.top_k {
         0 => DEFAULT_TOP_K.min(limits.max_top_k),
         k if k > limits.max_top_k => {
@@ -120,7 +176,7 @@ pub fn search(
         }
     }
     Ok(ValidSearch {
-        query: request.query.clone(),
+        input,
         top_k: top_k as usize,
         languages: (!request.languages.is_empty()).then(|| request.languages.clone()),
         ef: ef as usize,
@@ -132,13 +188,14 @@ pub fn search_batch(
     request: &SearchBatchRequest,
     limits: &Limits,
     index_languages: &BTreeMap<String, usize>,
+    dim: usize,
 ) -> Result<Vec<ValidSearch>, ServerError> {
     count("queries", request.queries.len(), limits)?;
     request
         .queries
         .iter()
         .enumerate()
-        .map(|(i, q)| search(&format!("queries[{i}]."), q, limits, index_languages))
+        .map(|(i, q)| search(&format!("queries[{i}]."), q, limits, index_languages, dim))
         .collect()
 }
 
@@ -204,6 +261,8 @@ mod tests {
         }
     }
 
+    const DIM: usize = 3;
+
     fn langs() -> BTreeMap<String, usize> {
         [("de".to_string(), 3), ("zh".to_string(), 2)].into()
     }
@@ -214,21 +273,22 @@ mod tests {
             top_k,
             languages: languages.iter().map(|s| s.to_string()).collect(),
             ef,
+            vector: vec![],
         }
     }
 
     fn message(r: SearchRequest) -> String {
-        search("", &r, &limits(), &langs()).unwrap_err().to_string()
+        search("", &r, &limits(), &langs(), DIM).unwrap_err().to_string()
     }
 
     #[test]
     fn accepts_and_fills_defaults() {
-        let v = search("", &request("wo ist", 0, &[], 0), &limits(), &langs()).unwrap();
+        let v = search("", &request("wo ist", 0, &[], 0), &limits(), &langs(), DIM).unwrap();
         // ef left to the server: the default 64, raised to 8 candidates per result.
         assert_eq!((v.top_k, v.ef, v.languages), (10, 80, None));
-        let v = search("", &request("x", 5, &[], 0), &limits(), &langs()).unwrap();
+        let v = search("", &request("x", 5, &[], 0), &limits(), &langs(), DIM).unwrap();
         assert_eq!(v.ef, 64);
-        let v = search("", &request("x", 50, &["zh"], 200), &limits(), &langs()).unwrap();
+        let v = search("", &request("x", 50, &["zh"], 200), &limits(), &langs(), DIM).unwrap();
         assert_eq!((v.top_k, v.ef), (50, 200));
         assert_eq!(v.languages, Some(vec!["zh".to_string()]));
     }
@@ -243,11 +303,38 @@ mod tests {
         assert!(message(request("q", 0, &["de", "fr"], 0))
             .contains("languages[1]: the index has no passages"));
         assert!(message(request("q", 0, &[], 5000)).contains("ef: is 5000"));
-        let prefixed = search("queries[2].", &request("", 0, &[], 0), &limits(), &langs());
+        let prefixed = search(
+            "queries[2].",
+            &request("", 0, &[], 0),
+            &limits(),
+            &langs(),
+            DIM,
+        );
         assert!(prefixed
             .unwrap_err()
             .to_string()
             .starts_with("queries[2].query"));
+    }
+
+    #[test]
+    fn takes_a_vector_instead_of_a_query() {
+        let by_vector = |query: &str, vector: Vec<f32>| SearchRequest {
+            vector,
+            ..request(query, 0, &["de"], 0)
+        };
+        let v = search("", &by_vector("", vec![3.0, 0.0, 4.0]), &limits(), &langs(), DIM).unwrap();
+        assert_eq!(v.input, SearchInput::Vector(vec![3.0, 0.0, 4.0]));
+        assert_eq!(v.languages, Some(vec!["de".to_string()]));
+        assert!(message(by_vector("q", vec![1.0; 3])).contains("either query or vector, not both"));
+        assert!(message(by_vector("", vec![])).contains("vector of dim 3"));
+        let short = message(by_vector("", vec![1.0; 2]));
+        assert!(short.starts_with("vector: has 2 values; the index expects dim 3"), "{short}");
+        let nan = message(by_vector("", vec![1.0, f32::NAN, 0.0]));
+        assert!(nan.starts_with("vector[1]: is NaN") && nan.contains("dim 3"), "{nan}");
+        assert!(message(by_vector("", vec![0.0, f32::INFINITY, 0.0])).starts_with("vector[1]"));
+        assert!(message(by_vector("", vec![0.0, -0.0, 0.0])).contains("all zeros"));
+        // The largest finite values are fine: the engine normalizes in f64.
+        assert!(search("", &by_vector("", vec![f32::MAX; 3]), &limits(), &langs(), DIM).is_ok());
     }
 
     #[test]
@@ -268,11 +355,11 @@ mod tests {
     fn batches_and_embeds_name_the_entry() {
         let batch = |queries| SearchBatchRequest { queries };
         let two = batch(vec![request("a", 0, &[], 0), request("b", 3, &["de"], 0)]);
-        assert_eq!(search_batch(&two, &limits(), &langs()).unwrap().len(), 2);
+        assert_eq!(search_batch(&two, &limits(), &langs(), DIM).unwrap().len(), 2);
         let bad = batch(vec![request("a", 0, &[], 0), request("b", 99, &[], 0)]);
-        let err = search_batch(&bad, &limits(), &langs()).unwrap_err();
+        let err = search_batch(&bad, &limits(), &langs(), DIM).unwrap_err();
         assert!(err.to_string().starts_with("queries[1].top_k"), "{err}");
-        assert!(search_batch(&batch(vec![]), &limits(), &langs()).is_err());
+        assert!(search_batch(&batch(vec![]), &limits(), &langs(), DIM).is_err());
         let embed_request = |texts: &[&str], mode| EmbedRequest {
             texts: texts.iter().map(|t| t.to_string()).collect(),
             mode,

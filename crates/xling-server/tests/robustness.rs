@@ -86,6 +86,7 @@ impl Rng {
             top_k: self.number(),
             languages: self.languages(),
             ef: self.number(),
+            vector: vec![],
         }
     }
 }
@@ -149,12 +150,7 @@ async fn random_requests_get_ok_or_a_client_error() {
     // Both kinds of answers were exercised.
     assert!((30..170).contains(&ok), "{ok} of 200 succeeded");
     let after = client
-        .search(SearchRequest {
-            query: "mountain".into(),
-            top_k: 3,
-            languages: vec![],
-            ef: 0,
-        })
+        .search(common::query("mountain", 3))
         .await
         .expect("the server must keep serving");
     assert_eq!(after.into_inner().hits.len(), 3);

@@ -19,11 +19,14 @@ use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::Code;
 use xling_proto::v1::{EmbedRequest, SearchBatchRequest, SearchRequest};
 use xling_server::config::{Limits, MAX_EF};
-use xling_server::validate::{self, ValidSearch};
+use xling_server::validate::{self, SearchInput, ValidSearch};
 use xling_server::{ServerError, Settings};
 
 use crate::text::{piece, text};
 use crate::{Outcome, Target};
+
+/// The embedding dimension a `vector` must have here (small, so that it is often right).
+const DIM: usize = 4;
 
 pub struct Validate {
     /// The defaults `xling serve` runs with, and a tight set so limits are hit often.
@@ -63,7 +66,7 @@ impl Validate {
                     return Ok(Outcome::Rejected);
                 };
                 let size = judge_size(&r, limits)?;
-                let valid = judge(validate::search("", &r, limits, langs), |v| {
+                let valid = judge(validate::search("", &r, limits, langs, DIM), |v| {
                     accepted_search(&r, v, limits, langs)
                 })?;
                 Ok(size.and(valid))
@@ -73,7 +76,7 @@ impl Validate {
                     return Ok(Outcome::Rejected);
                 };
                 let size = judge_size(&r, limits)?;
-                let valid = judge(validate::search_batch(&r, limits, langs), |valid| {
+                let valid = judge(validate::search_batch(&r, limits, langs, DIM), |valid| {
                     count_ok(valid.len(), limits)?;
                     r.queries
                         .iter()
@@ -141,6 +144,7 @@ impl Target for Validate {
             b"\x10",
             b"\x1a",
             b"\x20",
+            b"\x2a\x10",
             b"\x0a\x00",
             b"\x0a\x7f",
             b"\x0a\x80\x01",
@@ -279,6 +283,7 @@ fn known_field(field: &str) -> bool {
     };
     [
         "query",
+        "vector",
         "top_k",
         "ef",
         "queries",
@@ -289,6 +294,7 @@ fn known_field(field: &str) -> bool {
     .contains(&field)
         || indexed("languages")
         || indexed("texts")
+        || indexed("vector")
 }
 
 fn text_ok(text: &str, limits: &Limits) -> Result<(), String> {
@@ -312,9 +318,21 @@ fn accepted_search(
     limits: &Limits,
     index_languages: &BTreeMap<String, usize>,
 ) -> Result<(), String> {
-    text_ok(&v.query, limits)?;
-    if v.query != request.query {
-        return Err("the validated query differs from the request's".into());
+    match &v.input {
+        SearchInput::Text(text) => {
+            text_ok(text, limits)?;
+            if *text != request.query || !request.vector.is_empty() {
+                return Err("the validated query differs from the request's".into());
+            }
+        }
+        SearchInput::Vector(values) => {
+            let usable = values.len() == DIM
+                && values.iter().all(|x| x.is_finite())
+                && values.iter().any(|&x| x != 0.0);
+            if !usable || *values != request.vector || !request.query.is_empty() {
+                return Err(format!("accepted vector {values:?} (query {:?})", request.query));
+            }
+        }
     }
     if !(1..=limits.max_top_k as usize).contains(&v.top_k) {
         return Err(format!(
@@ -341,7 +359,19 @@ fn search_request(rng: &mut StdRng) -> SearchRequest {
         top_k: number(rng),
         languages: (0..rng.gen_range(0..3)).map(|_| language(rng)).collect(),
         ef: number(rng),
+        vector: vector(rng),
     }
+}
+
+/// Mostly none (a text query); else lengths and values around what the validator refuses.
+fn vector(rng: &mut StdRng) -> Vec<f32> {
+    if rng.gen_range(0..3) > 0 {
+        return Vec::new();
+    }
+    let len = pick(rng, &[DIM, DIM, DIM - 1, DIM + 1, 1]);
+    (0..len)
+        .map(|_| pick(rng, &[0.0, -0.0, 1.0, -0.5, 1e-40, f32::MAX, f32::NAN, f32::INFINITY]))
+        .collect()
 }
 
 fn language(rng: &mut StdRng) -> String {

@@ -213,6 +213,7 @@ pub fn query(text: &str, top_k: u32) -> SearchRequest {
         top_k,
         languages: vec![],
         ef: 0,
+        vector: vec![],
     }
 }
 

@@ -4,6 +4,8 @@
 //! `xling index bench`: latency and recall per search ef (module `bench`).
 
 mod bench;
+mod embeddings;
+mod npy;
 mod qdrant;
 
 use std::io::IsTerminal;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use xling_encoder::{Device, Encoder, EncoderOptions, Mode, Tokens};
+use xling_encoder::{Device, Encoder, EncoderOptions, Manifest, Mode, Tokens};
 use xling_index::{BuildParams, Corpus, EmbeddedCorpus, Index, IndexManifest};
 
 /// How often a non-terminal run logs its progress.
@@ -61,6 +63,8 @@ pub struct BuildArgs {
     graph: GraphArgs,
     #[command(flatten)]
     qdrant: qdrant::QdrantArgs,
+    #[command(flatten)]
+    precomputed: embeddings::EmbeddingsArgs,
 }
 
 #[derive(clap::Args)]
@@ -138,23 +142,35 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let model_dir = args
         .model
         .unwrap_or_else(|| xling_encoder::xling_home().join("models/multilingual-e5-small"));
-    let options = EncoderOptions {
-        device: args.device,
-        intra_threads: args.graph.threads,
-    };
-    let mut encoder = Encoder::load(&model_dir, &options)
+    let manifest = Manifest::load(&model_dir)
         .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
-    tracing::info!(
-        passages = corpus.len(),
-        model = %encoder.manifest().id,
-        device = %args.device,
-        "encoding corpus"
-    );
-
-    let (embeddings, stats) = encode(&mut encoder, &corpus, args.batch_size)?;
+    let (embeddings, stats) = match args.precomputed.open(corpus.len(), manifest.dim)? {
+        Some(file) => (file.read_all_unit()?, None),
+        None => {
+            let options = EncoderOptions {
+                device: args.device,
+                intra_threads: args.graph.threads,
+            };
+            // Dropped at the end of this arm: its memory is free before the graph is built.
+            let mut encoder = Encoder::load(&model_dir, &options)
+                .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
+            tracing::info!(
+                passages = corpus.len(),
+                model = %manifest.id,
+                device = %args.device,
+                "encoding corpus"
+            );
+            let (embeddings, stats) = encode(&mut encoder, &corpus, args.batch_size)?;
+            (embeddings, Some(stats))
+        }
+    };
+    let print_source = |passages: usize| match (&stats, &args.precomputed.embeddings) {
+        (Some(stats), _) => print_encode_stats(stats, passages),
+        (None, Some(path)) => println!("  vectors: {passages} rows from {}", path.display()),
+        (None, None) => {}
+    };
     let Some(out) = args.out else {
-        let manifest = encoder.manifest();
-        print_encode_stats(&stats, corpus.len());
+        print_source(corpus.len());
         let source = qdrant::Source {
             passages: corpus.passages(),
             embeddings: &embeddings,
@@ -170,11 +186,10 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let input = EmbeddedCorpus {
         corpus,
         embeddings,
-        dim: encoder.manifest().dim,
-        model_id: encoder.manifest().id.clone(),
-        encode_seconds: stats.seconds,
+        dim: manifest.dim,
+        model_id: manifest.id.clone(),
+        encode_seconds: stats.as_ref().map_or(0.0, |s| s.seconds),
     };
-    drop(encoder); // free the session's memory before the graph is built
     let mut progress = Progress::new("inserting", input.corpus.len());
     let mut index = Index::build(input, &params, &mut |done, _| progress.set(done))?;
     progress.finish();
@@ -183,7 +198,7 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let manifest = index.manifest();
     let rate = |secs: f64| manifest.count as f64 / secs.max(1e-9);
     println!("index written to {}", out.display());
-    print_encode_stats(&stats, manifest.count);
+    print_source(manifest.count);
     println!(
         "  insert: {:.1} s, {:.1} passages/s (m {}, ef_construction {})",
         manifest.build_seconds,

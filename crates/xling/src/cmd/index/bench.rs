@@ -1,21 +1,27 @@
 //! `xling index bench`: query latency and recall@k vs exact search, per HNSW ef (prints
-//! numbers; a benchmark, not a test).
+//! numbers; a benchmark, not a test). Queries are texts embedded here, or vectors from a `.npy`.
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use xling_encoder::{Device, Encoder, EncoderOptions, Mode};
 use xling_index::{Hit, Index};
 
+use super::npy::NpyRows;
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// The index folder.
     dir: PathBuf,
     /// Queries, JSON Lines with a "query" string per line (as data/demo/queries.jsonl).
-    #[arg(long)]
-    queries: PathBuf,
+    #[arg(long, required_unless_present = "query_vectors")]
+    queries: Option<PathBuf>,
+    /// Query vectors instead of texts: a .npy of float32, shape (queries, dim), made by the
+    /// index's model in query mode (no encoder is loaded).
+    #[arg(long, conflicts_with = "queries")]
+    query_vectors: Option<PathBuf>,
     /// Model folder that built the index. [default: $XLING_HOME/models/multilingual-e5-small]
     #[arg(long, env = "XLING_MODEL")]
     model: Option<PathBuf>,
@@ -45,23 +51,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(n) = args.exact_max {
         index.set_exact_subset_max(n);
     }
-    let model_dir = args
-        .model
-        .unwrap_or_else(|| xling_encoder::xling_home().join("models/multilingual-e5-small"));
-    let options = EncoderOptions {
-        device: args.device,
-        intra_threads: 0,
+    let vectors = match (&args.queries, &args.query_vectors) {
+        (_, Some(path)) => query_vectors(path, index.dim(), args.limit)?,
+        (Some(path), None) => {
+            let model_dir = args.model.clone().unwrap_or_else(|| {
+                xling_encoder::xling_home().join("models/multilingual-e5-small")
+            });
+            embed_queries(path, &model_dir, &index, &args)?
+        }
+        (None, None) => anyhow::bail!("give --queries or --query-vectors"),
     };
-    let mut encoder = Encoder::load(&model_dir, &options)
-        .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
-    index.check_model(&encoder.manifest().id, encoder.manifest().dim)?;
-    let texts = read_queries(&args.queries, args.limit)?;
-    anyhow::ensure!(!texts.is_empty(), "{}: no queries", args.queries.display());
-    let mut vectors = Vec::with_capacity(texts.len());
-    for chunk in texts.chunks(32) {
-        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        vectors.extend(encoder.embed(&refs, Mode::Query)?);
-    }
     let filter = (!args.language.is_empty()).then_some(args.language.as_slice());
 
     let m = index.manifest();
@@ -77,8 +76,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         args.exact_max.unwrap_or(xling_index::DEFAULT_EXACT_SUBSET_MAX)
     );
     println!(
-        "{:>6}  {:>9}  {:>8}  {:>8}  {:>8}",
-        "ef", "recall@k", "mean_us", "p50_us", "p99_us"
+        "{:>6}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}",
+        "ef", "recall@k", "mean_us", "p50_us", "p99_us", "qps"
     );
     let (truth, times) = timed(&vectors, |q| index.exact_search(q, args.k, filter))?;
     print_row("exact", 1.0, &times);
@@ -89,7 +88,46 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn read_queries(path: &PathBuf, limit: usize) -> anyhow::Result<Vec<String>> {
+/// Embeds the query texts of `path` with the model in `model_dir` (query mode).
+fn embed_queries(
+    path: &Path,
+    model_dir: &Path,
+    index: &Index,
+    args: &BenchArgs,
+) -> anyhow::Result<Vec<Vec<f32>>> {
+    let options = EncoderOptions {
+        device: args.device,
+        intra_threads: 0,
+    };
+    let mut encoder = Encoder::load(model_dir, &options)
+        .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
+    index.check_model(&encoder.manifest().id, encoder.manifest().dim)?;
+    let texts = read_queries(path, args.limit)?;
+    anyhow::ensure!(!texts.is_empty(), "{}: no queries", path.display());
+    let mut vectors = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(32) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        vectors.extend(encoder.embed(&refs, Mode::Query)?);
+    }
+    Ok(vectors)
+}
+
+/// The first `limit` rows of a `.npy` of query vectors, unit length.
+fn query_vectors(path: &Path, dim: usize, limit: usize) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut rows = NpyRows::open(path)?;
+    anyhow::ensure!(
+        rows.dim() == dim,
+        "{} has vectors of dim {} but the index has dim {dim}",
+        path.display(),
+        rows.dim()
+    );
+    let mut values = Vec::new();
+    rows.read_unit(limit, &mut values)?;
+    anyhow::ensure!(!values.is_empty(), "{}: no queries", path.display());
+    Ok(values.chunks(dim).map(<[f32]>::to_vec).collect())
+}
+
+fn read_queries(path: &Path, limit: usize) -> anyhow::Result<Vec<String>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut texts = Vec::new();
@@ -144,9 +182,11 @@ fn print_row(ef: &str, recall: f64, times: &[f64]) {
     sorted.sort_by(f64::total_cmp);
     let pct = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
     let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
+    // One thread, one query at a time: queries per second is the inverse of the mean.
     println!(
-        "{ef:>6}  {recall:>9.4}  {mean:>8.0}  {:>8.0}  {:>8.0}",
+        "{ef:>6}  {recall:>9.4}  {mean:>8.0}  {:>8.0}  {:>8.0}  {:>8.0}",
         pct(0.5),
-        pct(0.99)
+        pct(0.99),
+        1e6 / mean.max(1e-9)
     );
 }
