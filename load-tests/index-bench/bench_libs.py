@@ -43,7 +43,10 @@ def build(lib, data, path, m, efc, threads):
         index.init_index(max_elements=len(vectors), M=m, ef_construction=efc)
         index.set_num_threads(threads)
         for s in range(0, len(vectors), 100_000):
-            index.add_items(np.ascontiguousarray(vectors[s : s + 100_000]), np.arange(s, s + min(100_000, len(vectors) - s)))
+            index.add_items(
+                np.ascontiguousarray(vectors[s : s + 100_000]),
+                np.arange(s, s + min(100_000, len(vectors) - s)),
+            )
         seconds = time.perf_counter() - started
         index.save_index(str(path))
     else:
@@ -85,7 +88,9 @@ def search(lib, index, queries, k, ef, rows=None):
         if allowed is None:
             labels, _ = index.knn_query(queries, k=k, num_threads=1)
         else:
-            labels, _ = index.knn_query(queries, k=k, num_threads=1, filter=allowed.__contains__)
+            labels, _ = index.knn_query(
+                queries, k=k, num_threads=1, filter=allowed.__contains__
+            )
         return labels, time.perf_counter() - started
     import faiss
 
@@ -114,21 +119,36 @@ def child(lib, data, path):
     sweep = []
     for ef in EFS:
         found, secs = search(lib, index, queries, k, ef)
-        sweep.append({"ef": ef, "recall": recall(found, gt), "qps": len(queries) / secs})
+        sweep.append(
+            {"ef": ef, "recall": recall(found, gt), "qps": len(queries) / secs}
+        )
     rare = []
     # hnswlib's Python filter callback is slow: fewer queries and efs there.
     nq = len(queries) if lib == "faiss" else 200
     for ef in [16, 64, 256]:
         found, secs = search(lib, index, queries[:nq], k, ef, rows)
         rare.append({"ef": ef, "recall": recall(found, gt_rare[:nq]), "qps": nq / secs})
-    print(json.dumps({"startup_s": seconds, "rss_load_mib": rss / 1024, "sweep": sweep, "rare": rare}))
+    print(
+        json.dumps(
+            {
+                "startup_s": seconds,
+                "rss_load_mib": rss / 1024,
+                "sweep": sweep,
+                "rare": rare,
+            }
+        )
+    )
 
 
 def at_recall(sweep, target):
     """The first ef reaching `target`, and its QPS (None if none does)."""
     for row in sweep:
         if row["recall"] >= target:
-            return {"ef": row["ef"], "recall": round(row["recall"], 4), "qps": round(row["qps"])}
+            return {
+                "ef": row["ef"],
+                "recall": round(row["recall"], 4),
+                "qps": round(row["qps"]),
+            }
     return None
 
 
@@ -149,14 +169,34 @@ def main():
     for lib in a.libs.split(","):
         path = a.work / f"{lib}.index"
         seconds = build(lib, a.data, path, a.m, a.ef_construction, a.threads)
-        out = subprocess.run([sys.executable, __file__, str(a.data), str(a.work), "--child", lib, str(path)],
-                             check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                str(a.data),
+                str(a.work),
+                "--child",
+                lib,
+                str(path),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         result = json.loads(out)
-        result.update({
-            "lib": lib, "m": a.m, "ef_construction": a.ef_construction, "threads": a.threads,
-            "build_s": round(seconds, 1), "disk_mib": round(path.stat().st_size / 2**20, 1),
-            "at_recall": {str(t): at_recall(result["sweep"], t) for t in (0.90, 0.95, 0.99)},
-        })
+        result.update(
+            {
+                "lib": lib,
+                "m": a.m,
+                "ef_construction": a.ef_construction,
+                "threads": a.threads,
+                "build_s": round(seconds, 1),
+                "disk_mib": round(path.stat().st_size / 2**20, 1),
+                "at_recall": {
+                    str(t): at_recall(result["sweep"], t) for t in (0.90, 0.95, 0.99)
+                },
+            }
+        )
         print(json.dumps(result), flush=True)
 
 

@@ -49,7 +49,9 @@ def embed(session, tokenizer, rows, prefix):
             n = min(len(e.ids), longest)
             ids[j, :n] = e.ids[:n]
             mask[j, :n] = 1
-        (vectors,) = session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})
+        (vectors,) = session.run(
+            ["sentence_embedding"], {"input_ids": ids, "attention_mask": mask}
+        )
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         out[idx] = vectors
         print(f"{prefix}{start + len(idx)}/{len(rows)}", file=sys.stderr, flush=True)
@@ -64,12 +66,20 @@ def main():
     session = ort.InferenceSession(str(model / "model.onnx"), options)
     tokenizer = Tokenizer.from_file(str(model / "tokenizer.json"))
     sentences, questions = texts(xquad)
-    for name, rows, prefix in [("questions", questions, "query: "), ("real", sentences, "passage: ")]:
+    for name, rows, prefix in [
+        ("questions", questions, "query: "),
+        ("real", sentences, "passage: "),
+    ]:
         vectors = embed(session, tokenizer, rows, prefix)
         np.save(out / f"{name}.npy", vectors)
         with open(out / f"{name}.jsonl", "w") as f:
             for id_, lang, text in rows:
-                f.write(json.dumps({"id": id_, "language": lang, "text": text}, ensure_ascii=False) + "\n")
+                f.write(
+                    json.dumps(
+                        {"id": id_, "language": lang, "text": text}, ensure_ascii=False
+                    )
+                    + "\n"
+                )
 
 
 if __name__ == "__main__":

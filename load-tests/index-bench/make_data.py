@@ -51,13 +51,18 @@ def main():
 
     real = np.load(a.emb / "real.npy")
     meta = [json.loads(line) for line in open(a.emb / "real.jsonl")]
-    by_lang = {lang: [i for i, m in enumerate(meta) if m["language"] == lang] for lang in LANGUAGES}
+    by_lang = {
+        lang: [i for i, m in enumerate(meta) if m["language"] == lang]
+        for lang in LANGUAGES
+    }
     share = {lang: (0.01 if lang == RARE else 0.99 / 9) for lang in LANGUAGES}
     counts = {lang: int(round(a.n * share[lang])) for lang in LANGUAGES}
     counts[LANGUAGES[0]] += a.n - sum(counts.values())
 
     dim = real.shape[1]
-    vectors = np.lib.format.open_memmap(a.out / "vectors.npy", mode="w+", dtype=np.float32, shape=(a.n, dim))
+    vectors = np.lib.format.open_memmap(
+        a.out / "vectors.npy", mode="w+", dtype=np.float32, shape=(a.n, dim)
+    )
     languages = np.empty(a.n, dtype=object)
     row = 0
     with open(a.out / "corpus.jsonl", "w") as corpus:
@@ -69,13 +74,25 @@ def main():
                 c = centres[s : s + 65536]
                 v = real[c].copy()
                 synthetic = np.arange(s, s + len(c)) >= len(keep)
-                noise = rng.standard_normal((int(synthetic.sum()), dim)).astype(np.float32)
+                noise = rng.standard_normal((int(synthetic.sum()), dim)).astype(
+                    np.float32
+                )
                 v[synthetic] += noise * (a.noise / np.sqrt(dim))
                 v /= np.linalg.norm(v, axis=1, keepdims=True)
                 vectors[row : row + len(c)] = v
                 for j, ci in enumerate(c):
                     kind = "s" if synthetic[j] else "r"
-                    corpus.write(json.dumps({"id": f"{lang}-{kind}{s + j}", "language": lang, "text": meta[ci]["text"]}, ensure_ascii=False) + "\n")
+                    corpus.write(
+                        json.dumps(
+                            {
+                                "id": f"{lang}-{kind}{s + j}",
+                                "language": lang,
+                                "text": meta[ci]["text"],
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
                 languages[row : row + len(c)] = lang
                 row += len(c)
     vectors.flush()
@@ -90,10 +107,24 @@ def main():
     np.save(a.out / "gt.npy", exact(full, queries, a.k))
     rare_rows = np.nonzero(languages == RARE)[0]
     np.save(a.out / "gt_rare.npy", exact(full, queries, a.k, rare_rows))
-    (a.out / "data.json").write_text(json.dumps({
-        "passages": a.n, "dim": dim, "real_rows": int(sum(min(counts[l], len(by_lang[l])) for l in LANGUAGES)),
-        "languages": counts, "rare": RARE, "noise": a.noise, "queries": len(queries), "k": a.k, "seed": a.seed,
-    }, indent=1))
+    (a.out / "data.json").write_text(
+        json.dumps(
+            {
+                "passages": a.n,
+                "dim": dim,
+                "real_rows": int(
+                    sum(min(counts[lang], len(by_lang[lang])) for lang in LANGUAGES)
+                ),
+                "languages": counts,
+                "rare": RARE,
+                "noise": a.noise,
+                "queries": len(queries),
+                "k": a.k,
+                "seed": a.seed,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":
