@@ -52,7 +52,13 @@ impl Graph {
         spec: &GraphSpec,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Graph, IndexError> {
-        let graph = Hnsw::new(spec.m, rows.len() / dim, MAX_LAYERS, spec.ef_construction, UnitDot);
+        let graph = Hnsw::new(
+            spec.m,
+            rows.len() / dim,
+            MAX_LAYERS,
+            spec.ef_construction,
+            UnitDot,
+        );
         insert_all(&graph, rows, dim, spec.threads, progress)?;
         Ok(Graph::F32(graph))
     }
@@ -63,7 +69,13 @@ impl Graph {
         spec: &GraphSpec,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Graph, IndexError> {
-        let graph = Hnsw::new(spec.m, rows.len() / dim, MAX_LAYERS, spec.ef_construction, DotI8);
+        let graph = Hnsw::new(
+            spec.m,
+            rows.len() / dim,
+            MAX_LAYERS,
+            spec.ef_construction,
+            DotI8,
+        );
         insert_all(&graph, rows, dim, spec.threads, progress)?;
         Ok(Graph::I8(graph))
     }
@@ -82,7 +94,9 @@ impl Graph {
             Graph::I8(g) => g.file_dump(dir, basename),
         })
         .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|reason| IndexError::corrupt(dir.join(format!("{basename}.hnsw.graph")), reason))?;
+        .map_err(|reason| {
+            IndexError::corrupt(dir.join(format!("{basename}.hnsw.graph")), reason)
+        })?;
         if dumped != basename {
             // hnsw_rs picks another name when the files exist: the writer's folder is fresh.
             return Err(IndexError::corrupt(
@@ -166,12 +180,12 @@ impl MappedGraph {
         // SAFETY: the graph borrows the map that `io` owns. `io` is boxed (its address never
         // changes), stored next to the graph, never touched again, and dropped after it.
         let io_ref: &'static mut HnswIo = unsafe { &mut *(io.as_mut() as *mut HnswIo) };
-        let loaded = guarded(|| -> anyhow::Result<Graph> {
-            Ok(if quantized {
-                Graph::I8(io_ref.load_hnsw::<i8, DotI8>()?)
+        let loaded = guarded(|| {
+            if quantized {
+                io_ref.load_hnsw::<i8, DotI8>().map(Graph::I8)
             } else {
-                Graph::F32(io_ref.load_hnsw::<f32, UnitDot>()?)
-            })
+                io_ref.load_hnsw::<f32, UnitDot>().map(Graph::F32)
+            }
         })
         .and_then(|r| r.map_err(|e| e.to_string()))
         .map_err(|reason| IndexError::corrupt(&graph_path, reason))?;

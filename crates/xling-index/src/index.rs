@@ -158,7 +158,10 @@ impl Index {
 
     /// Loads an index just written into `scratch` (an in-memory build): its files live as long
     /// as the index.
-    pub(crate) fn open_scratch(dir: &Path, scratch: tempfile::TempDir) -> Result<Index, IndexError> {
+    pub(crate) fn open_scratch(
+        dir: &Path,
+        scratch: tempfile::TempDir,
+    ) -> Result<Index, IndexError> {
         Index::open(dir, Some(scratch))
     }
 

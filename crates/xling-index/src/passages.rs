@@ -11,7 +11,7 @@ use memmap2::Mmap;
 
 use crate::corpus::Passage;
 use crate::error::IndexError;
-use crate::store::{map_file, ID_ENTRY, IDS_FILE, PASSAGES_FILE, PASSAGES_IDX_FILE};
+use crate::store::{map_file, IDS_FILE, ID_ENTRY, PASSAGES_FILE, PASSAGES_IDX_FILE};
 
 const NO_TITLE: u32 = u32::MAX;
 
@@ -38,7 +38,9 @@ pub(crate) fn decode(mut bytes: &[u8]) -> Option<Passage> {
         if len == NO_TITLE {
             return Some(None);
         }
-        let text = std::str::from_utf8(bytes.get(..len as usize)?).ok()?.to_string();
+        let text = std::str::from_utf8(bytes.get(..len as usize)?)
+            .ok()?
+            .to_string();
         bytes = &bytes[len as usize..];
         Some(Some(text))
     };

@@ -35,12 +35,12 @@ mod tests {
 
     #[test]
     fn each_dimension_uses_its_full_range() {
-        let rows = [0.5f32, -0.01, -0.25, 0.02, 0.0, 0.0];
+        let rows = [0.5f32, -0.005, 0.0, -0.25, 0.02, 0.0];
         let scale = fit(&rows, 3);
         assert_eq!(scale[2], 1.0);
         let mut q = Vec::new();
         quantize(&rows[..3], &scale, &mut q);
-        assert_eq!(q, vec![127, -64, 0]);
+        assert_eq!(q, vec![127, -32, 0]);
         q.clear();
         quantize(&[2.0, 0.0, 0.0], &scale, &mut q);
         assert_eq!(q[0], 127, "values past the corpus range clamp");

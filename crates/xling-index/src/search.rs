@@ -171,8 +171,7 @@ impl Index {
             k
         };
         let ef = ef.max(fetch);
-        let scan_up_to = (self.exact_subset_max as u128 * ef.max(PLAN_EF) as u128
-            / PLAN_EF as u128)
+        let scan_up_to = (self.exact_subset_max as u128 * ef.max(PLAN_EF) as u128 / PLAN_EF as u128)
             .min(usize::MAX as u128) as usize;
         if self.exact_subset_max == usize::MAX || count <= scan_up_to {
             Plan::Scan { rows: count }

@@ -235,7 +235,11 @@ pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap, IndexError> {
 /// The mapped bytes of `vectors.f32` as f32 values (little endian, checked at compile time).
 pub(crate) fn f32_rows(map: &[u8]) -> &[f32] {
     // A map starts on a page boundary; checked anyway, since the cast below relies on it.
-    assert_eq!(map.as_ptr().align_offset(4), 0, "mapped files are page aligned");
+    assert_eq!(
+        map.as_ptr().align_offset(4),
+        0,
+        "mapped files are page aligned"
+    );
     // SAFETY: aligned (above), any bit pattern is an f32, length rounded down to whole values.
     unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<f32>(), map.len() / 4) }
 }

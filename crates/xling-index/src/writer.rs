@@ -73,6 +73,7 @@ struct Checkpoint {
 }
 
 /// Streams rows into an index folder; see the module docs.
+#[derive(Debug)]
 pub struct IndexWriter {
     dir: PathBuf,
     partial: PathBuf,
@@ -84,6 +85,7 @@ pub struct IndexWriter {
 }
 
 /// The files rows are appended to.
+#[derive(Debug)]
 struct Files {
     vectors: File,
     passages: File,
@@ -101,6 +103,7 @@ impl Files {
             let io = |e| IndexError::io(&path, e);
             let file = OpenOptions::new()
                 .create(true)
+                .read(true) // passage_id reads rows back
                 .append(true)
                 .open(&path)
                 .map_err(io)?;
@@ -173,7 +176,10 @@ impl IndexWriter {
                 std::fs::remove_dir_all(&partial).map_err(|e| IndexError::io(&partial, e))?;
             }
             std::fs::create_dir_all(&partial).map_err(|e| IndexError::io(&partial, e))?;
-            write_synced(&spec_path, &serde_json::to_vec(&record).expect("serializes"))?;
+            write_synced(
+                &spec_path,
+                &serde_json::to_vec(&record).expect("serializes"),
+            )?;
             Checkpoint::default()
         };
         let files = Files::open(&partial, spec.dim, &checkpoint)?;
@@ -269,13 +275,12 @@ impl IndexWriter {
             ids.extend_from_slice(&id_entry(id_hash(&p.id), slot));
         }
         let vector_bytes: Vec<u8> = vectors.iter().flat_map(|v| v.to_le_bytes()).collect();
-        for ((mut file, name), bytes) in self.files.each().into_iter().zip([
-            &vector_bytes,
-            &records,
-            &offsets,
-            &languages,
-            &ids,
-        ]) {
+        for ((mut file, name), bytes) in
+            self.files
+                .each()
+                .into_iter()
+                .zip([&vector_bytes, &records, &offsets, &languages, &ids])
+        {
             file.write_all(bytes)
                 .map_err(|e| IndexError::io(self.partial.join(name), e))?;
         }
@@ -474,7 +479,12 @@ fn write_ids(partial: &Path, rows: usize) -> Result<(), IndexError> {
 }
 
 /// Writes the int8 rows of `vectors` in chunks (memory bounded by the chunk).
-fn write_i8_rows(path: &Path, vectors: &[f32], dim: usize, scale: &[f32]) -> Result<(), IndexError> {
+fn write_i8_rows(
+    path: &Path,
+    vectors: &[f32],
+    dim: usize,
+    scale: &[f32],
+) -> Result<(), IndexError> {
     let io = |e| IndexError::io(path, e);
     let mut out = std::io::BufWriter::new(File::create(path).map_err(io)?);
     let mut buf = Vec::with_capacity(4096 * dim);

@@ -84,13 +84,21 @@ fn rare_language_is_scanned_large_selection_walks_both_recall_095() {
     let queries: Vec<Vec<f32>> = (0..50)
         .map(|i| {
             let centre = &centres[i % CLUSTERS];
-            normalized(centre.iter().map(|c| c + rng.gen_range(-0.3f32..0.3)).collect())
+            normalized(
+                centre
+                    .iter()
+                    .map(|c| c + rng.gen_range(-0.3f32..0.3))
+                    .collect(),
+            )
         })
         .collect();
 
     // Greek: 200 rows (1%). Walking would need ef = 2 x 10 / 0.01 = 2000; scanning is cheap.
     let greek = vec!["el".to_string()];
-    assert_eq!(index.plan(10, 80, Some(&greek)).unwrap(), Plan::Scan { rows: 200 });
+    assert_eq!(
+        index.plan(10, 80, Some(&greek)).unwrap(),
+        Plan::Scan { rows: 200 }
+    );
     let r = recall(&index, &queries, &greek);
     assert!(r >= 0.999, "scan recall {r}");
 

@@ -34,7 +34,9 @@ fn resume_continues_at_the_last_checkpoint_and_drops_what_came_after() {
     let mut writer = IndexWriter::create(&dir, spec(Quantize::None), false).unwrap();
     writer.append(&all[..200], &vectors[..200 * DIM]).unwrap();
     writer.checkpoint().unwrap();
-    writer.append(&all[200..300], &vectors[200 * DIM..300 * DIM]).unwrap();
+    writer
+        .append(&all[200..300], &vectors[200 * DIM..300 * DIM])
+        .unwrap();
     assert_eq!(writer.rows(), 300);
     assert_eq!(writer.passage_id(250).as_deref(), Some("p250"));
     drop(writer); // a crash: rows 200..300 were never checkpointed
@@ -83,10 +85,14 @@ fn duplicate_ids_and_existing_output_are_errors() {
     );
 
     let mut writer = IndexWriter::create(&dir, spec(Quantize::None), false).unwrap();
-    writer.append(&passages(20), &unit_vectors(20, DIM, 2)).unwrap();
+    writer
+        .append(&passages(20), &unit_vectors(20, DIM, 2))
+        .unwrap();
     writer.finish(false, &mut |_, _| {}).unwrap();
     let mut writer = IndexWriter::create(&dir, spec(Quantize::None), false).unwrap();
-    writer.append(&passages(20), &unit_vectors(20, DIM, 2)).unwrap();
+    writer
+        .append(&passages(20), &unit_vectors(20, DIM, 2))
+        .unwrap();
     let err = writer.finish(false, &mut |_, _| {}).unwrap_err();
     assert!(matches!(err, IndexError::OutputExists { .. }), "{err:?}");
 }
@@ -101,7 +107,14 @@ fn a_format_1_folder_asks_for_a_rebuild() {
     .unwrap();
     let err = Index::load(tmp.path()).unwrap_err();
     assert!(
-        matches!(err, IndexError::FormatVersion { found: 1, expected: 2, .. }),
+        matches!(
+            err,
+            IndexError::FormatVersion {
+                found: 1,
+                expected: 2,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("rebuild"), "{err}");

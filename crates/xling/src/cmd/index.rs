@@ -130,7 +130,11 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Verify { dir } => {
             let manifest = Index::verify(&dir)?;
-            println!("{}: {} files match index.json", dir.display(), manifest.files.len());
+            println!(
+                "{}: {} files match index.json",
+                dir.display(),
+                manifest.files.len()
+            );
             Ok(())
         }
         Command::Bench(args) => bench::run(args),
@@ -222,9 +226,9 @@ fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     let params = args.graph.params();
     let mut index = match args.quantize.as_deref() {
         None => source.rebuild(&params, &mut |done, _| progress.set(done))?,
-        Some(q) => source.rebuild_quantized(&params, quantize(q), &mut |done, _| {
-            progress.set(done)
-        })?,
+        Some(q) => {
+            source.rebuild_quantized(&params, quantize(q), &mut |done, _| progress.set(done))?
+        }
     };
     progress.finish();
     drop(source);
@@ -397,7 +401,10 @@ fn print_manifest(dir: &Path, m: &IndexManifest) {
         m.m, m.ef_construction
     );
     let quantization = m.quantization.as_ref().map_or("none", |q| q.kind.as_str());
-    println!("  walk:       {quantization} vectors (format {})", m.format_version);
+    println!(
+        "  walk:       {quantization} vectors (format {})",
+        m.format_version
+    );
     println!(
         "  built:      {} (encode {:.1} s, insert {:.1} s)",
         m.created, m.encode_seconds, m.build_seconds
