@@ -48,9 +48,11 @@ pub struct BackendInfo {
     pub languages: BTreeMap<String, usize>,
     /// Bumped whenever the served data is replaced (0 for an index that never changes).
     pub generation: u64,
-    /// Vector and passage bytes this process holds (0 for a remote backend).
+    /// Index bytes this process holds in RAM (graph links, language tables; 0 for a remote
+    /// backend).
     pub bytes_in_ram: u64,
-    /// Bytes mapped from files rather than held (0 until the index maps its files).
+    /// Index bytes mapped from files (vectors, passages, ids, the graph's points): resident
+    /// only as far as the page cache keeps them.
     pub bytes_mapped: u64,
 }
 
@@ -85,11 +87,6 @@ pub struct EmbeddedBackend {
 impl EmbeddedBackend {
     pub fn new(index: Index) -> EmbeddedBackend {
         let manifest = index.manifest();
-        let text_bytes: usize = index
-            .passages
-            .iter()
-            .map(|p| p.id.len() + p.text.len() + p.title.as_ref().map_or(0, String::len))
-            .sum();
         let info = BackendInfo {
             kind: "embedded",
             location: index
@@ -101,8 +98,8 @@ impl EmbeddedBackend {
             passages: index.len(),
             languages: manifest.languages.clone(),
             generation: 0,
-            bytes_in_ram: (index.embeddings.len() * std::mem::size_of::<f32>() + text_bytes) as u64,
-            bytes_mapped: 0,
+            bytes_in_ram: index.bytes_in_ram(),
+            bytes_mapped: index.bytes_mapped(),
         };
         EmbeddedBackend {
             index,

@@ -1,23 +1,13 @@
-//! Building an index from embedded passages.
+//! Building an index from embedded passages in memory (tests, small folds, rebuilds), through
+//! the streaming [`IndexWriter`].
 
-use std::collections::BTreeMap;
-use std::time::Instant;
-
-use hnsw_rs::hnsw::Hnsw;
-
-use crate::corpus::Corpus;
-use crate::distance::{dot, UnitDot};
+use crate::corpus::{Corpus, Passage};
 use crate::error::IndexError;
-use crate::index::{Index, LanguageSlots};
-use crate::store::{IndexManifest, FORMAT_VERSION};
+use crate::index::Index;
+use crate::writer::{IndexWriter, Quantize, WriterSpec};
 
-/// hnsw_rs caps the number of layers at 16.
-const MAX_LAYERS: usize = 16;
-/// Points per `parallel_insert_slice` call: big enough to keep all threads busy, small enough
-/// for a progress report every few seconds.
-const INSERT_CHUNK: usize = 1024;
-/// Embeddings must be unit vectors: scores are dot products read as cosines.
-const NORM_TOLERANCE: f32 = 1e-3;
+/// Rows per append when [`Index::rebuild`] copies an index.
+const REBUILD_CHUNK: usize = 4096;
 
 /// HNSW construction parameters.
 ///
@@ -75,17 +65,15 @@ pub struct EmbeddedCorpus {
 }
 
 impl Index {
-    /// Builds the HNSW graph over `input` with parallel inserts; `progress(done, total)` is
-    /// called after each chunk. The index lives in memory until [`Index::save`].
+    /// Builds an index over `input` in a scratch folder through the same [`IndexWriter`] a
+    /// streaming build uses (so there is one format 2 writer), and maps it back;
+    /// `progress(done, total)` is called after each chunk of graph inserts. The files live
+    /// until the index drops or [`Index::save`] links them into a folder.
     pub fn build(
         input: EmbeddedCorpus,
         params: &BuildParams,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Index, IndexError> {
-        params.check()?;
-        if input.dim == 0 {
-            return Err(bad_param("dim", 0, "must be at least 1"));
-        }
         let EmbeddedCorpus {
             corpus,
             embeddings,
@@ -93,82 +81,80 @@ impl Index {
             model_id,
             encode_seconds,
         } = input;
-        let (passages, corpus_sha256) = corpus.into_parts();
-        let expected = passages.len() * dim;
-        if embeddings.len() != expected {
-            return Err(IndexError::EmbeddingCount {
-                got: embeddings.len(),
-                passages: passages.len(),
-                dim,
-                expected,
-            });
-        }
-        for (p, row) in passages.iter().zip(embeddings.chunks_exact(dim)) {
-            let norm = dot(row, row).sqrt();
-            if norm.is_nan() || (norm - 1.0).abs() > NORM_TOLERANCE {
-                return Err(IndexError::NotNormalized {
-                    id: p.id.clone(),
-                    norm,
-                });
-            }
-        }
-
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(params.threads)
-            .build()
-            .map_err(|_| IndexError::BuildParam {
-                name: "threads",
-                value: params.threads.to_string(),
-                reason: "could not start that many threads",
-            })?;
-        let total = passages.len();
-        let graph: Hnsw<'static, f32, UnitDot> =
-            Hnsw::new(params.m, total, MAX_LAYERS, params.ef_construction, UnitDot);
-        let started = Instant::now();
-        let rows: Vec<(&[f32], usize)> = embeddings.chunks_exact(dim).zip(0..).collect();
-        for (i, chunk) in rows.chunks(INSERT_CHUNK).enumerate() {
-            pool.install(|| graph.parallel_insert_slice(&chunk.to_vec()));
-            progress((i * INSERT_CHUNK + chunk.len()).min(total), total);
-        }
-        let build_seconds = started.elapsed().as_secs_f64();
-        drop(rows);
-
-        let languages = LanguageSlots::new(&passages);
-        let manifest = IndexManifest {
-            format_version: FORMAT_VERSION,
+        let spec = WriterSpec {
             model_id,
             dim,
-            m: params.m,
-            ef_construction: params.ef_construction,
-            count: total,
-            languages: languages.counts(),
-            encode_seconds,
-            build_seconds,
-            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            corpus_sha256,
-            hnsw_basename: String::new(),
-            files: BTreeMap::new(),
+            params: params.clone(),
+            quantize: Quantize::None,
+            corpus_sha256: corpus.sha256().to_string(),
         };
-        Ok(Index::assemble(
-            None, manifest, passages, embeddings, graph, languages,
-        ))
+        Index::write_scratch(spec, encode_seconds, progress, &mut |writer| {
+            writer.append(corpus.passages(), &embeddings)
+        })
     }
 
     /// A new graph over this index's passages and stored embeddings with other parameters:
-    /// tuning without re-encoding (what the raw embeddings file is kept for).
+    /// tuning without re-encoding (what the raw embeddings file is kept for). Rows are copied
+    /// a chunk at a time.
     pub fn rebuild(
         &self,
         params: &BuildParams,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Index, IndexError> {
-        let input = EmbeddedCorpus {
-            corpus: Corpus::validated(self.passages.clone(), self.manifest.corpus_sha256.clone()),
-            embeddings: self.embeddings.clone(),
-            dim: self.manifest.dim,
-            model_id: self.manifest.model_id.clone(),
-            encode_seconds: self.manifest.encode_seconds,
+        let quantize = if self.manifest.quantization.is_some() {
+            Quantize::Int8
+        } else {
+            Quantize::None
         };
-        Index::build(input, params, progress)
+        self.rebuild_quantized(params, quantize, progress)
+    }
+
+    /// [`Index::rebuild`] with the walk's vectors quantized as `quantize` says.
+    pub fn rebuild_quantized(
+        &self,
+        params: &BuildParams,
+        quantize: Quantize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Index, IndexError> {
+        let manifest = &self.manifest;
+        let spec = WriterSpec {
+            model_id: manifest.model_id.clone(),
+            dim: manifest.dim,
+            params: params.clone(),
+            quantize,
+            corpus_sha256: manifest.corpus_sha256.clone(),
+        };
+        Index::write_scratch(spec, manifest.encode_seconds, progress, &mut |writer| {
+            let dim = self.dim();
+            for start in (0..self.len()).step_by(REBUILD_CHUNK) {
+                let end = (start + REBUILD_CHUNK).min(self.len());
+                let passages: Vec<Passage> = (start..end)
+                    .filter_map(|slot| self.passage(slot as u32))
+                    .collect();
+                writer.append(&passages, &self.embeddings()[start * dim..end * dim])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes an index into a fresh scratch folder with `fill`, and loads it.
+    pub(crate) fn write_scratch(
+        spec: WriterSpec,
+        encode_seconds: f64,
+        progress: &mut dyn FnMut(usize, usize),
+        fill: &mut dyn FnMut(&mut IndexWriter) -> Result<(), IndexError>,
+    ) -> Result<Index, IndexError> {
+        spec.params.check()?;
+        let scratch = tempfile::Builder::new()
+            .prefix("xling-index-")
+            .tempdir()
+            .map_err(|e| IndexError::io(std::env::temp_dir(), e))?;
+        let dir = scratch.path().join("index");
+        let mut writer = IndexWriter::create(&dir, spec, false)?;
+        writer.set_encode_seconds(encode_seconds);
+        fill(&mut writer)?;
+        writer.finish(false, progress)?;
+        Index::open_scratch(&dir, scratch)
     }
 }
 

@@ -99,19 +99,10 @@ impl Corpus {
     pub fn sha256(&self) -> &str {
         &self.sha256
     }
-
-    /// Passages already validated (read back from an index folder) with their corpus digest.
-    pub(crate) fn validated(passages: Vec<Passage>, sha256: String) -> Corpus {
-        Corpus { passages, sha256 }
-    }
-
-    pub(crate) fn into_parts(self) -> (Vec<Passage>, String) {
-        (self.passages, self.sha256)
-    }
 }
 
 /// Parses and validates JSON Lines passages; `path` only names the source in errors.
-pub(crate) fn read_passages(reader: impl BufRead, path: &Path) -> Result<Vec<Passage>, IndexError> {
+fn read_passages(reader: impl BufRead, path: &Path) -> Result<Vec<Passage>, IndexError> {
     let mut check = Checker::default();
     let mut passages = Vec::new();
     for (i, line) in reader.lines().enumerate() {

@@ -1,4 +1,5 @@
-//! Distance over L2-normalized vectors: `1 - dot`, clamped at zero.
+//! Distances for the graph: `1 - dot` over L2-normalized fp32 rows, clamped at zero
+//! ([`UnitDot`]), and the int8 walk's dot ([`DotI8`]).
 
 use hnsw_rs::anndists::dist::Distance;
 
@@ -13,6 +14,23 @@ pub struct UnitDot;
 impl Distance<f32> for UnitDot {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
         (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
+/// Distance between int8-quantized rows for the graph walk: `127^2 x dim - dot`, the dot
+/// exact in i32 (non-negative, smaller = closer). Only its order matters: the walk's
+/// candidates are rescored with the fp32 rows. Its name is stored in the HNSW dump.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DotI8;
+
+impl Distance<i8> for DotI8 {
+    fn eval(&self, a: &[i8], b: &[i8]) -> f32 {
+        let dot: i32 = a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| i32::from(x) * i32::from(y))
+            .sum();
+        (127 * 127 * a.len() as i64 - i64::from(dot)) as f32
     }
 }
 

@@ -1,20 +1,19 @@
-//! The loaded index: passages, raw embeddings, the HNSW graph and per-language slot lists.
+//! The loaded index (format 2): mapped vectors and passages, the graph with its points mapped,
+//! per-language slot lists in RAM.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use hnsw_rs::api::AnnT;
-use hnsw_rs::hnsw::Hnsw;
-use hnsw_rs::hnswio::HnswIo;
+use memmap2::Mmap;
 
 use crate::corpus::Passage;
-use crate::distance::UnitDot;
 use crate::error::IndexError;
+use crate::graph::MappedGraph;
+use crate::passages::PassageStore;
 use crate::store::{
-    read_embeddings, read_passages_file, sha256_file, write_embeddings, write_passages,
-    IndexManifest, EMBEDDINGS_FILE, PASSAGES_FILE,
+    f32_rows, map_file, parent_of, place, IndexManifest, LANGUAGES_FILE, MANIFEST_FILE,
+    VECTORS_FILE,
 };
-
-pub(crate) type Graph = Hnsw<'static, f32, UnitDot>;
 
 /// Default of [`Index::set_exact_subset_max`]: when the passages a query may return (the whole
 /// index, or the languages of its filter) number at most this many, an exact scan answers it.
@@ -25,21 +24,32 @@ pub(crate) type Graph = Hnsw<'static, f32, UnitDot>;
 /// answer costs no more than ef 64.
 pub const DEFAULT_EXACT_SUBSET_MAX: usize = 8192;
 
+/// Default of [`Index::set_rescore_oversample`]: an int8 walk fetches this many candidates per
+/// wanted hit, rescored with the fp32 rows.
+pub const DEFAULT_RESCORE_OVERSAMPLE: usize = 3;
+
 /// A searchable passage index. `search` and `exact_search` take `&self` and are safe to call
 /// from many threads at once (hnsw_rs searches under read locks only).
 pub struct Index {
     /// Where it was loaded from or last saved to; names the index in error messages.
     pub(crate) dir: Option<PathBuf>,
+    /// Where its files are (`dir`, or a scratch folder for an index built in memory).
+    files_dir: PathBuf,
     pub(crate) manifest: IndexManifest,
-    pub(crate) passages: Vec<Passage>,
-    /// `count x dim`, slot order.
-    pub(crate) embeddings: Vec<f32>,
-    pub(crate) graph: Graph,
+    /// `vectors.f32`: `count x dim`, slot order.
+    vectors: Mmap,
+    /// The per-dimension int8 scales, when the walk is quantized (the int8 rows it walks are
+    /// the graph's own mapped points; `vectors.i8` is not read at serve time).
+    scale: Option<Vec<f32>>,
+    store: PassageStore,
+    pub(crate) graph: MappedGraph,
     pub(crate) languages: LanguageSlots,
-    /// Passage id -> slot.
-    pub(crate) ids: std::collections::HashMap<String, u32>,
     /// See [`Index::set_exact_subset_max`].
     pub(crate) exact_subset_max: usize,
+    /// See [`Index::set_rescore_oversample`].
+    pub(crate) rescore_oversample: usize,
+    /// Keeps an in-memory build's files alive; dropped (deleted) last.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 /// Slots grouped by language, for cheap language filters.
@@ -62,31 +72,37 @@ impl std::fmt::Debug for Index {
 }
 
 impl LanguageSlots {
-    pub(crate) fn new(passages: &[Passage]) -> LanguageSlots {
-        let mut codes: Vec<String> = passages.iter().map(|p| p.language.clone()).collect();
-        codes.sort();
-        codes.dedup();
+    /// From `languages.u16`, checked against the manifest's codes and counts.
+    fn load(dir: &Path, manifest: &IndexManifest) -> Result<LanguageSlots, IndexError> {
+        let path = dir.join(LANGUAGES_FILE);
+        let bytes = std::fs::read(&path).map_err(|e| IndexError::io(&path, e))?;
+        let codes: Vec<String> = manifest.languages.keys().cloned().collect();
         let mut slots = vec![Vec::new(); codes.len()];
-        let of_slot = passages
-            .iter()
-            .enumerate()
-            .map(|(slot, p)| {
-                let lang = codes
-                    .binary_search(&p.language)
-                    .expect("code collected above");
-                slots[lang].push(slot as u32);
-                lang as u16 // at most 184 ISO 639-1 codes exist
-            })
-            .collect();
-        LanguageSlots {
+        let mut of_slot = Vec::with_capacity(manifest.count);
+        for (slot, b) in bytes.chunks_exact(2).enumerate() {
+            let lang = u16::from_le_bytes([b[0], b[1]]);
+            let list = slots.get_mut(lang as usize).ok_or_else(|| {
+                IndexError::corrupt(&path, format!("slot {slot} has language number {lang}"))
+            })?;
+            list.push(slot as u32);
+            of_slot.push(lang);
+        }
+        let languages = LanguageSlots {
             codes,
             of_slot,
             slots,
+        };
+        if languages.counts() != manifest.languages {
+            return Err(IndexError::corrupt(
+                &path,
+                "language counts differ from index.json",
+            ));
         }
+        Ok(languages)
     }
 
     /// Passages per language code, as the manifest records them.
-    pub(crate) fn counts(&self) -> std::collections::BTreeMap<String, usize> {
+    pub(crate) fn counts(&self) -> BTreeMap<String, usize> {
         self.codes
             .iter()
             .cloned()
@@ -96,140 +112,93 @@ impl LanguageSlots {
 }
 
 impl Index {
-    /// The one place an `Index` is put together, built in memory (`dir` None) or loaded.
-    pub(crate) fn assemble(
-        dir: Option<PathBuf>,
-        manifest: IndexManifest,
-        passages: Vec<Passage>,
-        embeddings: Vec<f32>,
-        graph: Graph,
-        languages: LanguageSlots,
-    ) -> Index {
-        let ids = passages
-            .iter()
-            .enumerate()
-            .map(|(slot, p)| (p.id.clone(), slot as u32))
-            .collect();
-        Index {
+    /// Loads an index folder written by [`crate::IndexWriter`] or [`Index::save`]: checks every
+    /// file's size against the manifest (hashes: [`Index::verify`]), maps the vectors and the
+    /// passages, and reloads the graph with its points mapped.
+    pub fn load(dir: &Path) -> Result<Index, IndexError> {
+        Index::open(dir, None)
+    }
+
+    fn open(dir: &Path, scratch: Option<tempfile::TempDir>) -> Result<Index, IndexError> {
+        let manifest = IndexManifest::read(dir)?;
+        manifest.check_sizes(dir)?;
+        let vectors = map_file(&dir.join(VECTORS_FILE))?;
+        let scale = match &manifest.quantization {
+            Some(q) if q.kind == "int8" && q.scale.len() == manifest.dim => Some(q.scale.clone()),
+            Some(q) => {
+                return Err(IndexError::corrupt(
+                    dir.join(MANIFEST_FILE),
+                    format!("quantization {} with {} scales", q.kind, q.scale.len()),
+                ))
+            }
+            None => None,
+        };
+        let store = PassageStore::open(dir, manifest.count)?;
+        let languages = LanguageSlots::load(dir, &manifest)?;
+        let graph = MappedGraph::load(
             dir,
+            &manifest.hnsw_basename,
+            scale.is_some(),
+            manifest.count,
+        )?;
+        Ok(Index {
+            dir: scratch.is_none().then(|| dir.to_path_buf()),
+            files_dir: dir.to_path_buf(),
             manifest,
-            ids,
-            passages,
-            embeddings,
+            vectors,
+            scale,
+            store,
             graph,
             languages,
             exact_subset_max: DEFAULT_EXACT_SUBSET_MAX,
-        }
+            rescore_oversample: DEFAULT_RESCORE_OVERSAMPLE,
+            _scratch: scratch,
+        })
     }
 
-    /// Loads an index folder written by [`Index::save`], verifying every file's checksum first.
-    pub fn load(dir: &Path) -> Result<Index, IndexError> {
+    /// Loads an index just written into `scratch` (an in-memory build): its files live as long
+    /// as the index.
+    pub(crate) fn open_scratch(
+        dir: &Path,
+        scratch: tempfile::TempDir,
+    ) -> Result<Index, IndexError> {
+        Index::open(dir, Some(scratch))
+    }
+
+    /// Checks every file of an index folder against its manifest's SHA-256 (`xling index
+    /// verify`); slow on a large index, which is why [`Index::load`] checks sizes only.
+    pub fn verify(dir: &Path) -> Result<IndexManifest, IndexError> {
         let manifest = IndexManifest::read(dir)?;
-        for hnsw_file in manifest.hnsw_files() {
-            if !manifest.files.contains_key(&hnsw_file) {
-                return Err(IndexError::corrupt(
-                    dir.join(crate::store::MANIFEST_FILE),
-                    format!("no checksum listed for {hnsw_file}"),
-                ));
-            }
-        }
-        for (name, expected) in &manifest.files {
-            let path = dir.join(name);
-            let actual = sha256_file(&path)?;
-            if &actual != expected {
-                return Err(IndexError::corrupt(
-                    &path,
-                    "checksum differs from index.json (file changed, truncated or damaged)",
-                ));
-            }
-        }
-        let passages = read_passages_file(&dir.join(PASSAGES_FILE), manifest.count)?;
-        let embeddings = read_embeddings(&dir.join(EMBEDDINGS_FILE), manifest.count, manifest.dim)?;
-        let graph = load_graph(dir, &manifest)?;
-        let languages = LanguageSlots::new(&passages);
-        if languages.counts() != manifest.languages {
-            return Err(IndexError::corrupt(
-                dir.join(PASSAGES_FILE),
-                "language counts differ from index.json",
-            ));
-        }
-        Ok(Index::assemble(
-            Some(dir.to_path_buf()),
-            manifest,
-            passages,
-            embeddings,
-            graph,
-            languages,
-        ))
+        manifest.check_hashes(dir)?;
+        Ok(manifest)
     }
 
-    /// Writes the index to `dir` through a temporary sibling folder renamed into place, so a
-    /// failure never leaves a half-written index; an existing `dir` is replaced only when
-    /// `overwrite` is set.
+    /// Writes the index to `dir` (its files linked, or copied across file systems, into a
+    /// temporary sibling folder renamed into place), so a failure never leaves a half-written
+    /// index; an existing `dir` is replaced only when `overwrite` is set.
     pub fn save(&mut self, dir: &Path, overwrite: bool) -> Result<(), IndexError> {
-        if dir.exists() {
-            let path = dir.to_path_buf();
-            if !overwrite {
-                return Err(IndexError::OutputExists { path });
-            }
-            let empty = std::fs::read_dir(dir)
-                .map_err(|e| IndexError::io(dir, e))?
-                .next()
-                .is_none();
-            if !empty && !dir.join(crate::store::MANIFEST_FILE).is_file() {
-                return Err(IndexError::OutputNotIndex { path });
-            }
+        if dir.exists() && !overwrite {
+            return Err(IndexError::OutputExists {
+                path: dir.to_path_buf(),
+            });
         }
-        let parent = match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let parent = parent_of(dir);
         std::fs::create_dir_all(&parent).map_err(|e| IndexError::io(&parent, e))?;
         let tmp = tempfile::Builder::new()
             .prefix(".xling-index-tmp-")
             .tempdir_in(&parent)
             .map_err(|e| IndexError::io(&parent, e))?;
-        let manifest = self.write_files(tmp.path())?;
-
-        if dir.exists() {
-            // Move the old index aside first: rename cannot replace a non-empty folder.
-            let old = tempfile::Builder::new()
-                .prefix(".xling-index-old-")
-                .tempdir_in(&parent)
-                .map_err(|e| IndexError::io(&parent, e))?;
-            let aside = old.path().join("index");
-            std::fs::rename(dir, &aside).map_err(|e| IndexError::io(dir, e))?;
-            if let Err(e) = std::fs::rename(tmp.path(), dir) {
-                // Put the old index back; the new one is dropped with `tmp`.
-                let _ = std::fs::rename(&aside, dir);
-                return Err(IndexError::io(dir, e));
+        let names = self.manifest.files.keys().map(String::as_str);
+        for name in names.chain([MANIFEST_FILE]) {
+            let (from, to) = (self.files_dir.join(name), tmp.path().join(name));
+            if std::fs::hard_link(&from, &to).is_err() {
+                std::fs::copy(&from, &to).map_err(|e| IndexError::io(&to, e))?;
             }
-        } else {
-            std::fs::rename(tmp.path(), dir).map_err(|e| IndexError::io(dir, e))?;
         }
+        place(tmp.path(), dir, overwrite)?;
         let _ = tmp.keep(); // now lives at `dir`: must not be deleted on drop
-        self.manifest = manifest;
         self.dir = Some(dir.to_path_buf());
         Ok(())
-    }
-
-    fn write_files(&self, dir: &Path) -> Result<IndexManifest, IndexError> {
-        write_passages(&dir.join(PASSAGES_FILE), &self.passages)?;
-        write_embeddings(&dir.join(EMBEDDINGS_FILE), &self.embeddings)?;
-        let basename = guarded(|| self.graph.file_dump(dir, "hnsw"))
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .map_err(|reason| IndexError::corrupt(dir.join("hnsw.hnsw.graph"), reason))?;
-        let mut manifest = self.manifest.clone();
-        manifest.hnsw_basename = basename;
-        manifest.files.clear();
-        let mut names = vec![PASSAGES_FILE.to_string(), EMBEDDINGS_FILE.to_string()];
-        names.extend(manifest.hnsw_files());
-        for name in names {
-            let sha = sha256_file(&dir.join(&name))?;
-            manifest.files.insert(name, sha);
-        }
-        manifest.write(dir)?;
-        Ok(manifest)
     }
 
     /// Fails with a clear message when the index was built by another model or dimension.
@@ -254,11 +223,11 @@ impl Index {
     }
 
     pub fn len(&self) -> usize {
-        self.passages.len()
+        self.manifest.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.passages.is_empty()
+        self.manifest.count == 0
     }
 
     pub fn dim(&self) -> usize {
@@ -266,34 +235,42 @@ impl Index {
     }
 
     /// Sets the number of candidate passages up to which searches scan exactly instead of
-    /// walking the graph (see [`DEFAULT_EXACT_SUBSET_MAX`]); 0 always walks the graph.
+    /// walking the graph at ef 64 (see [`DEFAULT_EXACT_SUBSET_MAX`]); a walk that needs a
+    /// larger ef (a small language's filter) raises it in proportion (see [`Index::plan`]).
+    /// 0 always walks the graph, `usize::MAX` always scans.
     pub fn set_exact_subset_max(&mut self, passages: usize) {
         self.exact_subset_max = passages;
     }
 
-    /// Every passage, in slot order.
-    pub fn passages(&self) -> &[Passage] {
-        &self.passages
+    /// Sets how many candidates per wanted hit an int8 walk fetches for fp32 rescoring
+    /// (see [`DEFAULT_RESCORE_OVERSAMPLE`]; at least 1). No effect on an fp32 index.
+    pub fn set_rescore_oversample(&mut self, factor: usize) {
+        self.rescore_oversample = factor.max(1);
     }
 
-    /// Every stored embedding, `len() x dim()` values in slot order.
+    /// Every stored embedding, `len() x dim()` values in slot order (mapped, not in RAM).
     pub fn embeddings(&self) -> &[f32] {
-        &self.embeddings
+        f32_rows(&self.vectors)
+    }
+
+    /// Every passage in slot order, each decoded from the mapped store as it is reached.
+    pub fn passages_iter(&self) -> impl Iterator<Item = Passage> + '_ {
+        (0..self.len() as u32).filter_map(move |slot| self.passage(slot))
     }
 
     /// The passage in `slot` (slots come from [`crate::Hit`]); `None` when out of range.
-    /// Owned: a mapped store decodes it on each call.
+    /// Owned: decoded from the mapped store on each call.
     pub fn passage(&self, slot: u32) -> Option<Passage> {
-        self.passages.get(slot as usize).cloned()
+        self.store.passage(slot)
     }
 
-    /// The slot of the passage with this id.
+    /// The slot of the passage with this id (binary search of `ids.idx` on the map).
     pub fn slot_of(&self, id: &str) -> Option<u32> {
-        self.ids.get(id).copied()
+        self.store.slot_of(id)
     }
 
     /// Passages per language code.
-    pub fn language_counts(&self) -> std::collections::BTreeMap<String, usize> {
+    pub fn language_counts(&self) -> BTreeMap<String, usize> {
         self.languages.counts()
     }
 
@@ -301,33 +278,26 @@ impl Index {
     pub fn embedding(&self, slot: u32) -> Option<&[f32]> {
         let dim = self.manifest.dim;
         let start = slot as usize * dim;
-        self.embeddings.get(start..start + dim)
+        self.embeddings().get(start..start + dim)
     }
-}
 
-/// Reloads the hnsw_rs dump. The loaded graph borrows its `HnswIo` (a lifetime only: without
-/// mmap the data is owned), so the small `HnswIo` is leaked to make the graph `'static`.
-fn load_graph(dir: &Path, manifest: &IndexManifest) -> Result<Graph, IndexError> {
-    let graph_path = dir.join(&manifest.hnsw_files()[0]);
-    let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &manifest.hnsw_basename)));
-    let graph: Graph = guarded(|| io.load_hnsw::<f32, UnitDot>())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|reason| IndexError::corrupt(&graph_path, reason))?;
-    if graph.get_nb_point() != manifest.count {
-        return Err(IndexError::corrupt(
-            &graph_path,
-            format!(
-                "{} points, the manifest says {}",
-                graph.get_nb_point(),
-                manifest.count
-            ),
-        ));
+    /// The int8 scales of a quantized index.
+    pub(crate) fn int8_scale(&self) -> Option<&[f32]> {
+        self.scale.as_deref()
     }
-    Ok(graph)
-}
 
-/// Runs hnsw_rs code that asserts or panics on bad files, turning a panic into an error text.
-pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .map_err(|payload| xling_panic::message(&*payload))
+    /// Bytes this index holds in RAM: the graph's neighbour lists (the `.hnsw.graph` file is
+    /// read whole) and the per-slot language tables.
+    pub fn bytes_in_ram(&self) -> u64 {
+        let graph = &self.manifest.hnsw_files()[0];
+        let graph = self.manifest.files.get(graph).map_or(0, |f| f.bytes);
+        graph + self.len() as u64 * 6
+    }
+
+    /// Bytes mapped from its files (resident only as far as the page cache keeps them).
+    pub fn bytes_mapped(&self) -> u64 {
+        let data = &self.manifest.hnsw_files()[1];
+        let data = self.manifest.files.get(data).map_or(0, |f| f.bytes);
+        self.vectors.len() as u64 + self.store.mapped_bytes() + data
+    }
 }

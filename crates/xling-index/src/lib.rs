@@ -1,23 +1,32 @@
-//! HNSW passage index over L2-normalized embeddings, with a passage store and manifest.
+//! HNSW passage index over L2-normalized embeddings, with a mapped passage store and manifest
+//! (folder format 2: docs/index-design.md section 2).
 //!
-//! Build: load a JSON Lines [`Corpus`], embed it (elsewhere: this crate knows no model),
-//! [`Index::build`] and [`Index::save`]. Serve: [`Index::load`], [`Index::check_model`], then
-//! [`Index::search`] from any number of threads. [`Index::exact_search`] is the brute-force
-//! ground truth for evaluation.
+//! Build: stream embedded passages into an [`IndexWriter`] (bounded memory, checkpoints,
+//! resume), or, small and in memory, [`Index::build`] and [`Index::save`] (the same writer
+//! underneath). Serve: [`Index::load`] (sizes checked, files mapped), [`Index::check_model`],
+//! then [`Index::search`] from any number of threads; [`Index::plan`] says whether a query
+//! scans or walks. [`Index::exact_search`] is the brute-force ground truth for evaluation.
 //!
 //! # Layout
 //! - `backend`  — [`Backend`], the trait the server searches through; [`EmbeddedBackend`]
 //!   (this crate's [`Index`] behind it), [`Query`], [`Found`], [`BackendInfo`].
 //! - `corpus`   — [`Passage`], [`Corpus`]: the JSONL loader and its validation rules.
 //! - `lang`     — [`is_iso639_1`]: the ISO 639-1 code table.
-//! - `distance` — [`UnitDot`]: `1 - dot` clamped at 0, the HNSW distance.
-//! - `build`    — [`BuildParams`], [`EmbeddedCorpus`], [`Index::build`] (parallel inserts),
-//!   [`Index::rebuild`] (new parameters, stored embeddings).
-//! - `index`    — [`Index`]: load (checksummed), save (temp folder + rename), accessors, the
-//!   exact-scan threshold ([`DEFAULT_EXACT_SUBSET_MAX`]).
+//! - `distance` — [`UnitDot`]: `1 - dot` clamped at 0, the fp32 HNSW distance; [`DotI8`],
+//!   the int8 walk's.
+//! - `writer`   — [`IndexWriter`]: the streaming format 2 writer (append, checkpoint, resume,
+//!   finish: graph over the mapped vectors, manifest, rename into place).
+//! - `build`    — [`BuildParams`], [`EmbeddedCorpus`], [`Index::build`] (in memory, through
+//!   the writer), [`Index::rebuild`] (new parameters, stored embeddings).
+//! - `graph`    — the hnsw_rs graph over fp32 or int8 rows, its dump and mapped reload (and
+//!   what hnsw_rs forces on memory).
+//! - `quant`    — per-dimension int8 scalar quantization.
+//! - `passages` — the mapped passage store and id table.
+//! - `index`    — [`Index`]: load (sizes checked, files mapped), verify (SHA-256), save,
+//!   accessors, the exact-scan threshold ([`DEFAULT_EXACT_SUBSET_MAX`]).
 //! - `search`   — [`Hit`], [`Index::search`] (HNSW, language filter), [`Index::exact_search`].
 //! - `slots`    — [`SlotSet`]: a slot bitmap (a live index's tombstones), skipped by searches.
-//! - `store`    — the folder layout and [`IndexManifest`] (`index.json`).
+//! - `store`    — the format 2 folder layout and [`IndexManifest`] (`index.json`).
 //! - `error`    — [`IndexError`], the crate's one error type.
 
 mod backend;
@@ -25,19 +34,27 @@ mod build;
 mod corpus;
 mod distance;
 mod error;
+mod graph;
 mod index;
 mod lang;
+mod passages;
+mod quant;
 mod search;
 mod slots;
 mod store;
+mod writer;
 
 pub use backend::{Backend, BackendInfo, EmbeddedBackend, Found, Query};
 pub use build::{BuildParams, EmbeddedCorpus};
 pub use corpus::{Corpus, Passage};
-pub use distance::UnitDot;
+pub use distance::{DotI8, UnitDot};
 pub use error::IndexError;
-pub use index::{Index, DEFAULT_EXACT_SUBSET_MAX};
+pub use index::{Index, DEFAULT_EXACT_SUBSET_MAX, DEFAULT_RESCORE_OVERSAMPLE};
 pub use lang::is_iso639_1;
-pub use search::{default_ef, Hit, EF_PER_RESULT};
+pub use search::{default_ef, Hit, Plan, EF_PER_RESULT};
 pub use slots::SlotSet;
-pub use store::{IndexManifest, EMBEDDINGS_FILE, FORMAT_VERSION, MANIFEST_FILE, PASSAGES_FILE};
+pub use store::{
+    FileEntry, IndexManifest, Quantization, FORMAT_VERSION, IDS_FILE, LANGUAGES_FILE,
+    MANIFEST_FILE, PASSAGES_FILE, PASSAGES_IDX_FILE, VECTORS_FILE, VECTORS_I8_FILE,
+};
+pub use writer::{IndexWriter, Quantize, WriterSpec};

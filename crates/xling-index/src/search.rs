@@ -8,6 +8,7 @@ use crate::distance::score;
 use crate::error::IndexError;
 use crate::index::Index;
 use crate::lang::is_iso639_1;
+use crate::quant::quantize;
 use crate::slots::SlotSet;
 
 /// Graph candidates kept per requested result when the caller leaves ef to the service.
@@ -29,6 +30,18 @@ pub fn default_ef(base: usize, k: usize) -> usize {
 /// language (9% of the index) and 1.4-7 ms for six (55%); oversampling took 2 ms and 0.5-0.7 ms,
 /// at the same recall (0.98-0.999).
 const OVERSAMPLE: f64 = 2.0;
+
+/// The ef at which a walk costs as much as scanning `exact_subset_max` rows.
+const PLAN_EF: usize = 64;
+
+/// How a query is answered (see [`Index::plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// An exact scan of the selected rows.
+    Scan { rows: usize },
+    /// A graph walk for `fetch` candidates at breadth `ef`, filtered afterwards.
+    Walk { fetch: usize, ef: usize },
+}
 
 /// One search result.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,28 +106,17 @@ impl Index {
         if k == 0 || alive == 0 {
             return Ok(Vec::new());
         }
-        if count <= self.exact_subset_max {
+        let plan = self.plan_for(k, ef, count, alive, mask.is_some(), removed);
+        let Plan::Walk { fetch, ef } = plan else {
             return Ok(self.scan(query, k, mask.as_deref(), removed));
-        }
-        // hnsw_rs preallocates `ef` slots: a request's k or ef beyond the index size would
-        // only waste (or exhaust) memory.
-        let k = k.min(count);
-        let ef = ef.clamp(k, self.len());
-        let filtered = mask.is_some() || removed.is_some();
-        let hits = if filtered {
-            let share = alive as f64 / self.len() as f64;
-            let oversample = if mask.is_some() { OVERSAMPLE } else { 1.0 };
-            let fetch = ((oversample * k as f64 / share).ceil() as usize)
-                .saturating_add(removed.map_or(0, |r| r.len().min(k)))
-                .min(self.len());
-            to_hits(self.graph.search(query, fetch, ef.max(fetch)))
-                .into_iter()
-                .filter(|h| keep(h.slot))
-                .take(k)
-                .collect()
-        } else {
-            to_hits(self.graph.search(query, k, ef))
         };
+        let k = k.min(count);
+        let hits: Vec<Hit> = self
+            .walk(query, fetch, ef)
+            .into_iter()
+            .filter(|h| keep(h.slot))
+            .take(k)
+            .collect();
         // The asked languages may rank low for this query (embeddings lean towards the query's
         // own language), and a graph walk may come back short: then scan, so that k hits
         // always come back when k exist.
@@ -122,6 +124,60 @@ impl Index {
             return Ok(self.scan(query, k, mask.as_deref(), removed));
         }
         Ok(hits)
+    }
+
+    /// How [`Index::search`] would answer a query with these arguments (no tombstones): for
+    /// tests, benchmarks and the server's logs.
+    pub fn plan(
+        &self,
+        k: usize,
+        ef: usize,
+        languages: Option<&[String]>,
+    ) -> Result<Plan, IndexError> {
+        let (filtered, count) = match self.select(languages)? {
+            Selection::All => (false, self.len()),
+            Selection::Languages { count, .. } => (true, count),
+        };
+        Ok(self.plan_for(k.max(1), ef, count, count, filtered, None))
+    }
+
+    /// The planner: scan the `count` selected rows, or walk the graph for `fetch` candidates
+    /// at breadth `ef`, whichever costs less. A filtered walk must fetch `OVERSAMPLE x k /
+    /// share` candidates to keep `k` after filtering, and its cost grows with that ef: a
+    /// language at 1% of the index would need ef 2,000 for k 10, while scanning its rows costs
+    /// as little as a walk at ef 64 costs for every `exact_subset_max / 64` rows. So rows up
+    /// to `exact_subset_max x max(ef, 64) / 64` are scanned (per-row scan cost 0.05 us vs
+    /// about 6 us per unit of ef at 13k rows; see [`crate::DEFAULT_EXACT_SUBSET_MAX`]).
+    fn plan_for(
+        &self,
+        k: usize,
+        ef: usize,
+        count: usize,
+        alive: usize,
+        by_language: bool,
+        removed: Option<&SlotSet>,
+    ) -> Plan {
+        // hnsw_rs preallocates `ef` slots: a request's k or ef beyond the index size would
+        // only waste (or exhaust) memory.
+        let k = k.min(count);
+        let ef = ef.clamp(k, self.len());
+        let fetch = if by_language || removed.is_some() {
+            let share = alive as f64 / self.len() as f64;
+            let oversample = if by_language { OVERSAMPLE } else { 1.0 };
+            ((oversample * k as f64 / share).ceil() as usize)
+                .saturating_add(removed.map_or(0, |r| r.len().min(k)))
+                .min(self.len())
+        } else {
+            k
+        };
+        let ef = ef.max(fetch);
+        let scan_up_to = (self.exact_subset_max as u128 * ef.max(PLAN_EF) as u128 / PLAN_EF as u128)
+            .min(usize::MAX as u128) as usize;
+        if self.exact_subset_max == usize::MAX || count <= scan_up_to {
+            Plan::Scan { rows: count }
+        } else {
+            Plan::Walk { fetch, ef }
+        }
     }
 
     /// Brute-force search with the same arguments and scores as [`Index::search`]; the ground
@@ -209,7 +265,34 @@ impl Index {
 
     fn row(&self, slot: u32) -> &[f32] {
         let dim = self.dim();
-        &self.embeddings[slot as usize * dim..(slot as usize + 1) * dim]
+        &self.embeddings()[slot as usize * dim..(slot as usize + 1) * dim]
+    }
+
+    /// The graph's best `k` hits, best first. An int8 graph is walked with the quantized query
+    /// for `rescore_oversample x k` candidates, which are rescored with their fp32 rows.
+    fn walk(&self, query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
+        let Some(scale) = self.int8_scale() else {
+            return to_hits(self.graph.graph.search_f32(query, k, ef));
+        };
+        let mut q = Vec::with_capacity(query.len());
+        quantize(query, scale, &mut q);
+        let fetch = k.saturating_mul(self.rescore_oversample).min(self.len());
+        let mut hits: Vec<Hit> = self
+            .graph
+            .graph
+            .search_i8(&q, fetch, ef.max(fetch))
+            .into_iter()
+            .map(|n| {
+                let slot = n.d_id as u32;
+                Hit {
+                    slot,
+                    score: score(query, self.row(slot)),
+                }
+            })
+            .collect();
+        hits.sort_unstable_by(best_first);
+        hits.truncate(k);
+        hits
     }
 }
 

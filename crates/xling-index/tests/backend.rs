@@ -55,6 +55,9 @@ fn the_embedded_backend_resolves_the_index_hits() {
     let info = backend.describe();
     assert_eq!((info.kind, info.passages, info.dim), ("embedded", 300, 16));
     assert_eq!(info.languages.values().sum::<usize>(), 300);
+    // The vectors (300 x 16 f32) are mapped, not held; the graph's links are held.
+    assert!(info.bytes_mapped >= 300 * 16 * 4, "{info:?}");
+    assert!(info.bytes_in_ram > 0, "{info:?}");
     assert!(backend.check_model(MODEL, 16).is_ok());
     assert!(matches!(
         backend.check_model("other", 16),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use common::{build, passages, unit_vectors, MODEL};
 use xling_index::{
-    BuildParams, Corpus, EmbeddedCorpus, Index, IndexError, EMBEDDINGS_FILE, MANIFEST_FILE,
-    PASSAGES_FILE,
+    BuildParams, Corpus, EmbeddedCorpus, Index, IndexError, MANIFEST_FILE, PASSAGES_FILE,
+    VECTORS_FILE,
 };
 
 const DIM: usize = 8;
@@ -51,19 +51,21 @@ fn missing_folder_or_file_is_named() {
 }
 
 #[test]
-fn damaged_files_fail_their_checksum() {
+fn damaged_files_fail_verify_and_cut_files_fail_load() {
     let (_tmp, dir) = saved();
+    Index::verify(&dir).unwrap();
     let graph = graph_file(&dir);
     let mut bytes = std::fs::read(&graph).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&graph, bytes).unwrap();
-    assert_eq!(corrupt_path(Index::load(&dir).unwrap_err()), graph);
+    assert_eq!(corrupt_path(Index::verify(&dir).unwrap_err()), graph);
 
     let (_tmp, dir) = saved();
-    let embeddings = dir.join(EMBEDDINGS_FILE);
-    let bytes = std::fs::read(&embeddings).unwrap();
-    std::fs::write(&embeddings, &bytes[..bytes.len() - 4]).unwrap();
-    assert_eq!(corrupt_path(Index::load(&dir).unwrap_err()), embeddings);
+    let vectors = dir.join(VECTORS_FILE);
+    let bytes = std::fs::read(&vectors).unwrap();
+    std::fs::write(&vectors, &bytes[..bytes.len() - 4]).unwrap();
+    assert_eq!(corrupt_path(Index::load(&dir).unwrap_err()), vectors);
+    assert_eq!(corrupt_path(Index::verify(&dir).unwrap_err()), vectors);
 }
 
 #[test]
@@ -76,7 +78,8 @@ fn garbage_graph_with_a_matching_checksum_is_an_error_not_a_panic() {
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let name = graph.file_name().unwrap().to_str().unwrap();
-    manifest["files"][name] = sha256sum(&graph).into();
+    manifest["files"][name]["sha256"] = sha256sum(&graph).into();
+    manifest["files"][name]["bytes"] = std::fs::metadata(&graph).unwrap().len().into();
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
     assert_eq!(corrupt_path(Index::load(&dir).unwrap_err()), graph);
 }
@@ -88,7 +91,7 @@ fn bad_manifest_and_other_versions_are_errors() {
     let text = std::fs::read_to_string(&manifest_path).unwrap();
     std::fs::write(
         &manifest_path,
-        text.replace("\"format_version\": 1", "\"format_version\": 99"),
+        text.replace("\"format_version\": 2", "\"format_version\": 99"),
     )
     .unwrap();
     let err = Index::load(&dir).unwrap_err();
@@ -97,7 +100,7 @@ fn bad_manifest_and_other_versions_are_errors() {
             err,
             IndexError::FormatVersion {
                 found: 99,
-                expected: 1,
+                expected: 2,
                 ..
             }
         ),

@@ -125,6 +125,10 @@ pub struct Settings {
     /// [default: 64]
     #[arg(long, env = "XLING_DEFAULT_EF")]
     pub default_ef: Option<u32>,
+    /// Advanced (tests, benchmarks): candidate passages up to which the embedded index scans
+    /// exactly instead of walking the graph at ef 64; 0 always walks. [default: 8192]
+    #[arg(long, env = "XLING_EXACT_SUBSET_MAX", hide = true)]
+    pub exact_subset_max: Option<usize>,
     /// Seconds to finish admitted requests after SIGTERM/SIGINT. [default: 30]
     #[arg(long, env = "XLING_DRAIN_TIMEOUT_S")]
     pub drain_timeout_s: Option<u64>,
@@ -212,6 +216,7 @@ impl Settings {
             max_message_bytes,
             max_concurrency_per_connection,
             default_ef,
+            exact_subset_max,
             drain_timeout_s,
             log_format,
             log_queries,
@@ -308,6 +313,7 @@ impl Settings {
             auth_token,
             tls,
             index_backend,
+            exact_subset_max: self.exact_subset_max,
         };
         config.validate()?;
         Ok(config)
@@ -353,6 +359,9 @@ pub struct Config {
     /// TLS on the gRPC port; `None` = plaintext.
     pub tls: Option<TlsFiles>,
     pub index_backend: IndexBackend,
+    /// The embedded index's exact-scan cutoff (`Index::set_exact_subset_max`); `None` keeps
+    /// its default.
+    pub exact_subset_max: Option<usize>,
 }
 
 /// Where the index lives.

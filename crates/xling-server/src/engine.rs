@@ -10,7 +10,7 @@ use xling_encoder::{
     Backend as Runner, Device, Encoder, EncoderKind, EncoderOptions, Mode, SimDevice,
     TextTokenizer, Tokens,
 };
-use xling_index::{Backend, BackendInfo, EmbeddedBackend, Found, IndexError, Query};
+use xling_index::{Backend, BackendInfo, EmbeddedBackend, Found, Index, IndexError, Query};
 
 use crate::config::Config;
 use crate::error::ServerError;
@@ -85,9 +85,16 @@ pub fn open_embedded(config: Config) -> BoxFuture<'static, anyhow::Result<Arc<dy
             anyhow::bail!("index_backend qdrant needs the `xling` binary (this server links only the embedded index)");
         }
         let dir = config.index.clone();
-        let backend = tokio::task::spawn_blocking(move || EmbeddedBackend::load(&dir))
-            .await?
-            .with_context(|| format!("cannot load index folder {}", config.index.display()))?;
+        let exact_subset_max = config.exact_subset_max;
+        let backend = tokio::task::spawn_blocking(move || {
+            let mut index = Index::load(&dir)?;
+            if let Some(max) = exact_subset_max {
+                index.set_exact_subset_max(max);
+            }
+            Ok::<_, xling_index::IndexError>(EmbeddedBackend::new(index))
+        })
+        .await?
+        .with_context(|| format!("cannot load index folder {}", config.index.display()))?;
         Ok(Arc::new(backend) as Arc<dyn Backend>)
     })
 }
@@ -258,7 +265,9 @@ impl Engine {
         };
         let tokenizer = first.tokenizer().clone();
         metrics::build_info(&model.id, &model.device);
-        metrics::index_passages(&backend.describe().languages);
+        let index = backend.describe();
+        metrics::index_passages(&index.languages);
+        metrics::index_bytes(index.bytes_in_ram, index.bytes_mapped);
         let processes: Vec<_> = encoders
             .into_iter()
             .map(|mut encoder| {

@@ -29,6 +29,7 @@ pub const EXPIRED: &str = "xling_expired_total";
 pub const CANCELLED: &str = "xling_cancelled_total";
 pub const ENCODER_FAILURES: &str = "xling_encoder_failures_total";
 pub const INDEX_PASSAGES: &str = "xling_index_passages";
+pub const INDEX_BYTES: &str = "xling_index_bytes";
 pub const BATCH_MAX_WAIT: &str = "xling_batch_max_wait_seconds";
 pub const ADMISSION_WAIT_RATIO: &str = "xling_admission_wait_ratio";
 pub const BUILD_INFO: &str = "xling_build_info";
@@ -120,6 +121,11 @@ fn describe() {
     );
     describe_counter!(ENCODER_FAILURES, "Batches the encoder failed.");
     describe_gauge!(INDEX_PASSAGES, "Passages in the served index, by language.");
+    describe_gauge!(
+        INDEX_BYTES,
+        Unit::Bytes,
+        "Index bytes by kind: ram (held) or mapped (from its files, paged in on demand)."
+    );
     describe_gauge!(
         BATCH_MAX_WAIT,
         Unit::Seconds,
@@ -229,6 +235,12 @@ pub fn index_passages(languages: &std::collections::BTreeMap<String, usize>) {
     for (language, count) in languages {
         gauge!(INDEX_PASSAGES, "language" => language.clone()).set(*count as f64);
     }
+}
+
+/// The index's memory: `kind="ram"` held, `kind="mapped"` mapped from its files.
+pub fn index_bytes(in_ram: u64, mapped: u64) {
+    gauge!(INDEX_BYTES, "kind" => "ram").set(in_ram as f64);
+    gauge!(INDEX_BYTES, "kind" => "mapped").set(mapped as f64);
 }
 
 pub fn query_admitted(tokens: usize, tokenize: Duration) {

@@ -254,6 +254,8 @@ impl Retrieval for RetrievalService {
                 embedding_dim: engine.model.dim as u32,
                 max_sequence_length: engine.model.max_length as u32,
                 index_size: index.passages as u64,
+                index_bytes_in_ram: index.bytes_in_ram,
+                index_bytes_mapped: index.bytes_mapped,
                 languages: index
                     .languages
                     .iter()

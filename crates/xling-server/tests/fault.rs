@@ -142,14 +142,14 @@ async fn a_damaged_model_or_index_file_fails_startup_naming_the_file() {
 
     let fresh = failing_model(&dir.path().join("fresh2"));
     let index = good.index.clone().unwrap();
-    let passages = index.join("passages.jsonl");
-    let mut bytes = std::fs::read(&passages).unwrap();
-    bytes[10] ^= 0x20;
-    std::fs::write(&passages, bytes).unwrap();
+    // Load checks sizes (hashes are `xling index verify`'s): a cut file is named.
+    let passages = index.join("passages.bin");
+    let bytes = std::fs::read(&passages).unwrap();
+    std::fs::write(&passages, &bytes[..bytes.len() - 3]).unwrap();
     let message = startup_error(Settings {
         model: Some(fresh),
         ..good
     })
     .await;
-    assert!(message.contains("passages.jsonl"), "{message}");
+    assert!(message.contains("passages.bin"), "{message}");
 }

@@ -1,6 +1,7 @@
 //! `xling index build`: embed a JSON Lines corpus and write an HNSW index folder;
 //! `xling index rebuild`: a new graph over an index's stored embeddings (no re-encoding);
-//! `xling index info`: verify an index folder and print what it holds;
+//! `xling index info`: load an index folder and print what it holds;
+//! `xling index verify`: check every file's SHA-256;
 //! `xling index bench`: latency and recall per search ef (module `bench`).
 
 mod bench;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use xling_encoder::{Device, Encoder, EncoderOptions, Manifest, Mode, Tokens};
-use xling_index::{BuildParams, Corpus, EmbeddedCorpus, Index, IndexManifest};
+use xling_index::{BuildParams, Corpus, Index, IndexManifest, IndexWriter, Quantize, WriterSpec};
 
 /// How often a non-terminal run logs its progress.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -26,8 +27,13 @@ pub enum Command {
     Build(BuildArgs),
     /// Build a new graph over an index's stored embeddings with other HNSW parameters.
     Rebuild(RebuildArgs),
-    /// Load an index folder (verifying every file's checksum) and print its manifest.
+    /// Load an index folder (file sizes checked) and print its manifest.
     Info {
+        /// The index folder.
+        dir: PathBuf,
+    },
+    /// Check every file of an index folder against the SHA-256 in its manifest.
+    Verify {
         /// The index folder.
         dir: PathBuf,
     },
@@ -61,6 +67,10 @@ pub struct BuildArgs {
     device: Device,
     #[command(flatten)]
     graph: GraphArgs,
+    /// `int8`: the graph walks int8 rows (a quarter of the memory) and rescores its candidates
+    /// with the fp32 rows; `none`: it walks the fp32 rows.
+    #[arg(long, env = "XLING_INDEX_QUANTIZE", default_value = "none", value_parser = ["none", "int8"])]
+    quantize: String,
     #[command(flatten)]
     qdrant: qdrant::QdrantArgs,
     #[command(flatten)]
@@ -79,6 +89,9 @@ pub struct RebuildArgs {
     force: bool,
     #[command(flatten)]
     graph: GraphArgs,
+    /// `int8` or `none` (see `build --quantize`); default: as the source index.
+    #[arg(long, value_parser = ["none", "int8"])]
+    quantize: Option<String>,
 }
 
 /// HNSW parameters, shared by `build` and `rebuild`.
@@ -117,6 +130,15 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Info { dir } => {
             let index = Index::load(&dir)?;
             print_manifest(&dir, index.manifest());
+            Ok(())
+        }
+        Command::Verify { dir } => {
+            let manifest = Index::verify(&dir)?;
+            println!(
+                "{}: {} files match index.json",
+                dir.display(),
+                manifest.files.len()
+            );
             Ok(())
         }
         Command::Bench(args) => bench::run(args),
@@ -183,19 +205,21 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
             .target
             .upload(&source, (params.m, params.ef_construction), args.force);
     };
-    let input = EmbeddedCorpus {
-        corpus,
-        embeddings,
-        dim: manifest.dim,
+    let spec = WriterSpec {
         model_id: manifest.id.clone(),
-        encode_seconds: stats.as_ref().map_or(0.0, |s| s.seconds),
+        dim: manifest.dim,
+        params,
+        quantize: quantize(&args.quantize),
+        corpus_sha256: corpus.sha256().to_string(),
     };
-    let mut progress = Progress::new("inserting", input.corpus.len());
-    let mut index = Index::build(input, &params, &mut |done, _| progress.set(done))?;
+    let mut writer = IndexWriter::create(&out, spec, false)?;
+    writer.set_encode_seconds(stats.as_ref().map_or(0.0, |s| s.seconds));
+    writer.append(corpus.passages(), &embeddings)?;
+    drop(embeddings);
+    let mut progress = Progress::new("inserting", corpus.len());
+    let manifest = writer.finish(args.force, &mut |done, _| progress.set(done))?;
     progress.finish();
-    index.save(&out, args.force)?;
-
-    let manifest = index.manifest();
+    let manifest = &manifest;
     let rate = |secs: f64| manifest.count as f64 / secs.max(1e-9);
     println!("index written to {}", out.display());
     print_source(manifest.count);
@@ -214,7 +238,13 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
 fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     let source = Index::load(&args.from)?;
     let mut progress = Progress::new("inserting", source.len());
-    let mut index = source.rebuild(&args.graph.params(), &mut |done, _| progress.set(done))?;
+    let params = args.graph.params();
+    let mut index = match args.quantize.as_deref() {
+        None => source.rebuild(&params, &mut |done, _| progress.set(done))?,
+        Some(q) => {
+            source.rebuild_quantized(&params, quantize(q), &mut |done, _| progress.set(done))?
+        }
+    };
     progress.finish();
     drop(source);
     index.save(&args.out, args.force)?;
@@ -226,6 +256,15 @@ fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
     );
     print_manifest(&args.out, manifest);
     Ok(())
+}
+
+/// The `--quantize` value (clap allows only `none` and `int8`).
+fn quantize(value: &str) -> Quantize {
+    if value == "int8" {
+        Quantize::Int8
+    } else {
+        Quantize::None
+    }
 }
 
 /// What encoding the corpus cost.
@@ -375,6 +414,11 @@ fn print_manifest(dir: &Path, m: &IndexManifest) {
     println!(
         "  hnsw:       m {}, ef_construction {}",
         m.m, m.ef_construction
+    );
+    let quantization = m.quantization.as_ref().map_or("none", |q| q.kind.as_str());
+    println!(
+        "  walk:       {quantization} vectors (format {})",
+        m.format_version
     );
     println!(
         "  built:      {} (encode {:.1} s, insert {:.1} s)",

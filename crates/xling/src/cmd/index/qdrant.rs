@@ -84,8 +84,10 @@ pub struct TargetArgs {
 pub fn upload_folder(args: UploadArgs) -> anyhow::Result<()> {
     let index = Index::load(&args.dir)?;
     let manifest = index.manifest();
+    // The upload client takes a slice: the passages are decoded into RAM for it.
+    let passages: Vec<Passage> = index.passages_iter().collect();
     let source = Source {
-        passages: index.passages(),
+        passages: &passages,
         embeddings: index.embeddings(),
         model_id: &manifest.model_id,
         dim: manifest.dim,
