@@ -52,7 +52,10 @@ impl Embedded {
             .sum::<f64>()
             .sqrt();
         Embedded {
-            vector: values.iter().map(|&v| (f64::from(v) / norm) as f32).collect(),
+            vector: values
+                .iter()
+                .map(|&v| (f64::from(v) / norm) as f32)
+                .collect(),
             tokens: 0,
             truncated: false,
             tokenize: Duration::ZERO,

@@ -105,7 +105,12 @@ pub fn vector(field: &str, values: &[f32], dim: usize) -> Result<(), ServerError
 }
 
 /// Exactly one of `query` and `vector`, each valid.
-fn input(prefix: &str, request: &SearchRequest, limits: &Limits, dim: usize) -> Result<SearchInput, ServerError> {
+fn input(
+    prefix: &str,
+    request: &SearchRequest,
+    limits: &Limits,
+    dim: usize,
+) -> Result<SearchInput, ServerError> {
     match (request.query.is_empty(), request.vector.is_empty()) {
         (false, false) => Err(ServerError::invalid(
             format!("{prefix}query"),
@@ -278,7 +283,9 @@ mod tests {
     }
 
     fn message(r: SearchRequest) -> String {
-        search("", &r, &limits(), &langs(), DIM).unwrap_err().to_string()
+        search("", &r, &limits(), &langs(), DIM)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -288,7 +295,14 @@ mod tests {
         assert_eq!((v.top_k, v.ef, v.languages), (10, 80, None));
         let v = search("", &request("x", 5, &[], 0), &limits(), &langs(), DIM).unwrap();
         assert_eq!(v.ef, 64);
-        let v = search("", &request("x", 50, &["zh"], 200), &limits(), &langs(), DIM).unwrap();
+        let v = search(
+            "",
+            &request("x", 50, &["zh"], 200),
+            &limits(),
+            &langs(),
+            DIM,
+        )
+        .unwrap();
         assert_eq!((v.top_k, v.ef), (50, 200));
         assert_eq!(v.languages, Some(vec!["zh".to_string()]));
     }
@@ -322,19 +336,39 @@ mod tests {
             vector,
             ..request(query, 0, &["de"], 0)
         };
-        let v = search("", &by_vector("", vec![3.0, 0.0, 4.0]), &limits(), &langs(), DIM).unwrap();
+        let v = search(
+            "",
+            &by_vector("", vec![3.0, 0.0, 4.0]),
+            &limits(),
+            &langs(),
+            DIM,
+        )
+        .unwrap();
         assert_eq!(v.input, SearchInput::Vector(vec![3.0, 0.0, 4.0]));
         assert_eq!(v.languages, Some(vec!["de".to_string()]));
         assert!(message(by_vector("q", vec![1.0; 3])).contains("either query or vector, not both"));
         assert!(message(by_vector("", vec![])).contains("vector of dim 3"));
         let short = message(by_vector("", vec![1.0; 2]));
-        assert!(short.starts_with("vector: has 2 values; the index expects dim 3"), "{short}");
+        assert!(
+            short.starts_with("vector: has 2 values; the index expects dim 3"),
+            "{short}"
+        );
         let nan = message(by_vector("", vec![1.0, f32::NAN, 0.0]));
-        assert!(nan.starts_with("vector[1]: is NaN") && nan.contains("dim 3"), "{nan}");
+        assert!(
+            nan.starts_with("vector[1]: is NaN") && nan.contains("dim 3"),
+            "{nan}"
+        );
         assert!(message(by_vector("", vec![0.0, f32::INFINITY, 0.0])).starts_with("vector[1]"));
         assert!(message(by_vector("", vec![0.0, -0.0, 0.0])).contains("all zeros"));
         // The largest finite values are fine: the engine normalizes in f64.
-        assert!(search("", &by_vector("", vec![f32::MAX; 3]), &limits(), &langs(), DIM).is_ok());
+        assert!(search(
+            "",
+            &by_vector("", vec![f32::MAX; 3]),
+            &limits(),
+            &langs(),
+            DIM
+        )
+        .is_ok());
     }
 
     #[test]
@@ -355,7 +389,10 @@ mod tests {
     fn batches_and_embeds_name_the_entry() {
         let batch = |queries| SearchBatchRequest { queries };
         let two = batch(vec![request("a", 0, &[], 0), request("b", 3, &["de"], 0)]);
-        assert_eq!(search_batch(&two, &limits(), &langs(), DIM).unwrap().len(), 2);
+        assert_eq!(
+            search_batch(&two, &limits(), &langs(), DIM).unwrap().len(),
+            2
+        );
         let bad = batch(vec![request("a", 0, &[], 0), request("b", 99, &[], 0)]);
         let err = search_batch(&bad, &limits(), &langs(), DIM).unwrap_err();
         assert!(err.to_string().starts_with("queries[1].top_k"), "{err}");

@@ -71,11 +71,19 @@ async fn a_vector_finds_what_its_text_finds_without_the_encoder(
             assert_eq!(got.hits.len(), 8);
             assert_eq!(ids(&got.hits), ids(&expected.hits), "{text} {languages:?}");
             for (g, e) in got.hits.iter().zip(&expected.hits) {
-                assert!((g.score - e.score).abs() < 1e-4, "{} vs {}", g.score, e.score);
+                assert!(
+                    (g.score - e.score).abs() < 1e-4,
+                    "{} vs {}",
+                    g.score,
+                    e.score
+                );
                 assert_eq!((&g.text, &g.language), (&e.text, &e.language));
             }
             let timing = got.timing.unwrap();
-            assert_eq!((timing.queue_us, timing.encode_us, timing.batch_size), (0, 0, 0));
+            assert_eq!(
+                (timing.queue_us, timing.encode_us, timing.batch_size),
+                (0, 0, 0)
+            );
             assert!(timing.total_us >= timing.search_us);
             assert_eq!((got.query_tokens, got.truncated), (0, false));
         }
@@ -92,7 +100,12 @@ async fn a_vector_finds_what_its_text_finds_without_the_encoder(
             common::query(QUERIES[1], 5),
         ],
     };
-    let results = client.search_batch(batch).await.unwrap().into_inner().results;
+    let results = client
+        .search_batch(batch)
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
     assert_eq!(results.len(), 3);
     assert_eq!(ids(&results[1].hits), ids(&results[2].hits));
     assert_ne!(ids(&results[0].hits), ids(&results[1].hits));
@@ -107,14 +120,20 @@ async fn bad_vectors_are_refused_with_the_expected_dim(client: &mut RetrievalCli
         ..common::query("text too", 3)
     };
     let cases = [
-        (both, "query: set either query or vector, not both".to_string()),
+        (
+            both,
+            "query: set either query or vector, not both".to_string(),
+        ),
         (
             by_vector(vec![], 3, &[]),
             format!("query: must not be empty (or send a vector of dim {dim} instead)"),
         ),
         (
             by_vector(vec![0.1; dim - 1], 3, &[]),
-            format!("vector: has {} values; the index expects dim {dim}", dim - 1),
+            format!(
+                "vector: has {} values; the index expects dim {dim}",
+                dim - 1
+            ),
         ),
         (
             by_vector(vec![0.1; dim + 5], 3, &[]),
@@ -124,13 +143,19 @@ async fn bad_vectors_are_refused_with_the_expected_dim(client: &mut RetrievalCli
             by_vector(nan, 3, &[]),
             format!("vector[2]: is NaN; every value must be finite (dim {dim})"),
         ),
-        (by_vector(vec![0.0; dim], 3, &[]), "vector: is all zeros".into()),
+        (
+            by_vector(vec![0.0; dim], 3, &[]),
+            "vector: is all zeros".into(),
+        ),
         (by_vector(vec![0.1; dim], 3, &["xx"]), "languages[0]".into()),
     ];
     for (request, expected) in cases {
         let status = client.search(request).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-        assert!(status.message().contains(&expected), "{expected}: {status:?}");
+        assert!(
+            status.message().contains(&expected),
+            "{expected}: {status:?}"
+        );
     }
     let batch = SearchBatchRequest {
         queries: vec![common::query("ok", 3), by_vector(vec![1.0; 2], 3, &[])],

@@ -330,7 +330,10 @@ fn accepted_search(
                 && values.iter().all(|x| x.is_finite())
                 && values.iter().any(|&x| x != 0.0);
             if !usable || *values != request.vector || !request.query.is_empty() {
-                return Err(format!("accepted vector {values:?} (query {:?})", request.query));
+                return Err(format!(
+                    "accepted vector {values:?} (query {:?})",
+                    request.query
+                ));
             }
         }
     }
@@ -370,7 +373,21 @@ fn vector(rng: &mut StdRng) -> Vec<f32> {
     }
     let len = pick(rng, &[DIM, DIM, DIM - 1, DIM + 1, 1]);
     (0..len)
-        .map(|_| pick(rng, &[0.0, -0.0, 1.0, -0.5, 1e-40, f32::MAX, f32::NAN, f32::INFINITY]))
+        .map(|_| {
+            pick(
+                rng,
+                &[
+                    0.0,
+                    -0.0,
+                    1.0,
+                    -0.5,
+                    1e-40,
+                    f32::MAX,
+                    f32::NAN,
+                    f32::INFINITY,
+                ],
+            )
+        })
         .collect()
 }
 

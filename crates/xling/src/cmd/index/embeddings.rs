@@ -84,7 +84,9 @@ mod tests {
         let mut state = 7u64;
         (0..rows * dim)
             .map(|_| {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
             })
             .collect()
@@ -122,15 +124,24 @@ mod tests {
         npy::write(&file, &vectors(passages - 1, dim), dim).unwrap();
         let err = format!("{:#}", build_with(&file, &out, &[]).unwrap_err());
         assert!(
-            err.contains(&format!("{} rows but the corpus has {passages}", passages - 1)),
+            err.contains(&format!(
+                "{} rows but the corpus has {passages}",
+                passages - 1
+            )),
             "{err}"
         );
         npy::write(&file, &vectors(passages, dim + 1), dim + 1).unwrap();
         let err = format!("{:#}", build_with(&file, &out, &[]).unwrap_err());
-        assert!(err.contains(&format!("dim {} but the model's dim is {dim}", dim + 1)), "{err}");
+        assert!(
+            err.contains(&format!("dim {} but the model's dim is {dim}", dim + 1)),
+            "{err}"
+        );
         let wrong_dim = (dim + 2).to_string();
         let err = build_with(&file, &out, &["--dim", &wrong_dim]).unwrap_err();
-        assert!(err.to_string().contains("differs from the model's dim"), "{err}");
+        assert!(
+            err.to_string().contains("differs from the model's dim"),
+            "{err}"
+        );
         assert!(!out.exists(), "nothing is written on a mismatch");
 
         let values = vectors(passages, dim);
@@ -143,7 +154,10 @@ mod tests {
             let row = &values[slot as usize * dim..(slot as usize + 1) * dim];
             let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
             let stored = index.embedding(slot).unwrap();
-            assert!(row.iter().zip(stored).all(|(a, b)| (a / norm - b).abs() < 1e-5));
+            assert!(row
+                .iter()
+                .zip(stored)
+                .all(|(a, b)| (a / norm - b).abs() < 1e-5));
             let hits = index.exact_search(stored, 1, None).unwrap();
             assert_eq!(hits[0].slot, slot);
         }

@@ -109,7 +109,9 @@ impl NpyRows {
 /// Reads the magic, version and header; returns the offset of the data and the header text.
 fn read_header(reader: &mut impl Read) -> anyhow::Result<(usize, String)> {
     let mut prefix = [0u8; 8];
-    reader.read_exact(&mut prefix).context("shorter than a header")?;
+    reader
+        .read_exact(&mut prefix)
+        .context("shorter than a header")?;
     ensure!(&prefix[..6] == MAGIC, "no \\x93NUMPY magic");
     // Version 1 has a u16 header length, versions 2 and 3 a u32 (3: the header is UTF-8).
     let (len, fixed) = match prefix[6] {
@@ -139,7 +141,10 @@ fn parse_header(header: &str) -> anyhow::Result<(usize, usize)> {
             .with_context(|| format!("no '{key}'"))?
             + key.len()
             + 2;
-        let rest = header[start..].trim_start().strip_prefix(':').context(":")?;
+        let rest = header[start..]
+            .trim_start()
+            .strip_prefix(':')
+            .context(":")?;
         Ok(rest.trim_start())
     };
     let descr = value("descr")?;
@@ -175,7 +180,11 @@ fn parse_header(header: &str) -> anyhow::Result<(usize, usize)> {
 #[cfg(test)]
 pub fn write(path: &Path, values: &[f32], dim: usize) -> anyhow::Result<()> {
     use std::io::Write;
-    ensure!(dim > 0 && values.len() % dim == 0, "{} values are not rows of {dim}", values.len());
+    ensure!(
+        dim > 0 && values.len() % dim == 0,
+        "{} values are not rows of {dim}",
+        values.len()
+    );
     let dict = format!(
         "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {dim}), }}",
         values.len() / dim
@@ -225,7 +234,10 @@ mod tests {
         values[7] = f32::NAN;
         write(&path, &values, 3).unwrap();
         let err = NpyRows::open(&path).unwrap().read_all_unit().unwrap_err();
-        assert!(err.to_string().contains("row 2 is a zero or non-finite"), "{err}");
+        assert!(
+            err.to_string().contains("row 2 is a zero or non-finite"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -233,7 +245,11 @@ mod tests {
         let ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 384), }";
         assert_eq!(parse_header(ok).unwrap(), (1000, 384));
         let f8 = parse_header(&ok.replace("<f4", "<f8")).unwrap_err();
-        assert!(f8.to_string().contains("'<f8' is not little-endian float32"), "{f8}");
+        assert!(
+            f8.to_string()
+                .contains("'<f8' is not little-endian float32"),
+            "{f8}"
+        );
         assert!(parse_header(&ok.replace("False", "True")).is_err());
         assert!(parse_header(&ok.replace("(1000, 384)", "(1000,)")).is_err());
         assert!(parse_header(&ok.replace("(1000, 384)", "(2, 3, 4)")).is_err());
