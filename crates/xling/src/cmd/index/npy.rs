@@ -133,31 +133,33 @@ fn read_header(reader: &mut impl Read) -> anyhow::Result<(usize, String)> {
     Ok((fixed + len, String::from_utf8(header)?))
 }
 
+/// What follows `'key':` in the header dict.
+fn value<'a>(header: &'a str, key: &str) -> anyhow::Result<&'a str> {
+    let start = header
+        .find(&format!("'{key}'"))
+        .with_context(|| format!("no '{key}'"))?
+        + key.len()
+        + 2;
+    let rest = header[start..]
+        .trim_start()
+        .strip_prefix(':')
+        .context(":")?;
+    Ok(rest.trim_start())
+}
+
 /// `{'descr': '<f4', 'fortran_order': False, 'shape': (R, D), }` -> `(R, D)`.
 fn parse_header(header: &str) -> anyhow::Result<(usize, usize)> {
-    let value = |key: &str| -> anyhow::Result<&str> {
-        let start = header
-            .find(&format!("'{key}'"))
-            .with_context(|| format!("no '{key}'"))?
-            + key.len()
-            + 2;
-        let rest = header[start..]
-            .trim_start()
-            .strip_prefix(':')
-            .context(":")?;
-        Ok(rest.trim_start())
-    };
-    let descr = value("descr")?;
+    let descr = value(header, "descr")?;
     ensure!(
         descr.starts_with("'<f4'"),
         "dtype {} is not little-endian float32 ('<f4'): convert with .astype('<f4')",
         descr.split(',').next().unwrap_or(descr)
     );
     ensure!(
-        value("fortran_order")?.starts_with("False"),
+        value(header, "fortran_order")?.starts_with("False"),
         "Fortran order: save a C-ordered array (np.ascontiguousarray)"
     );
-    let shape = value("shape")?;
+    let shape = value(header, "shape")?;
     let inner = shape
         .strip_prefix('(')
         .and_then(|s| s.split_once(')'))
