@@ -55,17 +55,6 @@ impl NpyRows {
         self.dim
     }
 
-    /// Skips `n` rows (a resumed build starts past the rows it already wrote).
-    pub fn skip(&mut self, n: usize) -> anyhow::Result<()> {
-        ensure!(self.next + n <= self.rows, "skip past the end");
-        let bytes = (n * self.dim * 4) as i64;
-        self.reader
-            .seek_relative(bytes)
-            .with_context(|| format!("cannot seek in {}", self.path.display()))?;
-        self.next += n;
-        Ok(())
-    }
-
     /// Appends the next `n` rows (fewer at the end) to `out`, each scaled to unit length (the
     /// index searches by dot product); returns how many it read. A zero or non-finite row is
     /// refused: it is a broken export, not a direction.
@@ -183,7 +172,7 @@ fn parse_header(header: &str) -> anyhow::Result<(usize, usize)> {
 pub fn write(path: &Path, values: &[f32], dim: usize) -> anyhow::Result<()> {
     use std::io::Write;
     ensure!(
-        dim > 0 && values.len() % dim == 0,
+        dim > 0 && values.len().is_multiple_of(dim),
         "{} values are not rows of {dim}",
         values.len()
     );
@@ -226,9 +215,8 @@ mod tests {
         assert_eq!((rows.rows(), rows.dim()), (5, 3));
         let mut out = Vec::new();
         assert_eq!(rows.read_unit(2, &mut out).unwrap(), 2);
-        rows.skip(1).unwrap();
-        assert_eq!(rows.read_unit(10, &mut out).unwrap(), 2);
-        assert_eq!(out.len(), 12);
+        assert_eq!(rows.read_unit(10, &mut out).unwrap(), 3);
+        assert_eq!(out.len(), 15);
         for row in out.chunks(3) {
             assert!((row[0] - 0.6).abs() < 1e-6 && row[1] == 0.0 && (row[2] - 0.8).abs() < 1e-6);
         }
