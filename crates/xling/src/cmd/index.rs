@@ -67,10 +67,6 @@ pub struct BuildArgs {
     device: Device,
     #[command(flatten)]
     graph: GraphArgs,
-    /// `int8`: the graph walks int8 rows (a quarter of the memory) and rescores its candidates
-    /// with the fp32 rows; `none`: it walks the fp32 rows.
-    #[arg(long, env = "XLING_INDEX_QUANTIZE", default_value = "none", value_parser = ["none", "int8"])]
-    quantize: String,
     #[command(flatten)]
     qdrant: qdrant::QdrantArgs,
     #[command(flatten)]
@@ -209,7 +205,7 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         model_id: manifest.id.clone(),
         dim: manifest.dim,
         params,
-        quantize: quantize(&args.quantize),
+        quantize: quantize(args.qdrant.target.quantize.as_deref().unwrap_or("none")),
         corpus_sha256: corpus.sha256().to_string(),
     };
     let mut writer = IndexWriter::create(&out, spec, false)?;

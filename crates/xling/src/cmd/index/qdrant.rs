@@ -60,9 +60,11 @@ pub struct TargetArgs {
     /// With --alias: delete the collection the alias pointed to before.
     #[arg(long, requires = "alias")]
     drop_old: bool,
-    /// int8 scalar quantization: int8 vectors in RAM, fp32 originals on disk for rescoring.
-    #[arg(long, value_parser = ["int8"])]
-    quantize: Option<String>,
+    /// `int8` scalar quantization, in an index folder and in Qdrant alike: the search walks int8
+    /// vectors (a quarter of the memory) and rescores its candidates with the fp32 originals;
+    /// `none` (the default) walks the fp32 vectors.
+    #[arg(long, env = "XLING_INDEX_QUANTIZE", value_parser = ["none", "int8"])]
+    pub quantize: Option<String>,
     /// Copies of every shard (on different peers of a cluster).
     #[arg(long, default_value_t = 1)]
     replication_factor: u32,
@@ -139,7 +141,7 @@ impl TargetArgs {
             model_id: source.model_id.to_string(),
             dim: source.dim,
             corpus_sha256: source.corpus_sha256.to_string(),
-            quantize_int8: self.quantize.is_some(),
+            quantize_int8: self.quantize.as_deref() == Some("int8"),
             shards: self.shards,
             replication_factor: self.replication_factor,
             routing: Routing::parse(&self.language_routing).context("--language-routing")?,
