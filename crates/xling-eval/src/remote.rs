@@ -79,7 +79,7 @@ impl Remote {
         let progress = Progress::new("search", total);
         let results: Vec<(usize, usize, Vec<u32>)> = stream::iter(jobs)
             .map(|(si, slot, qi, languages)| {
-                let mut client = self.client.clone();
+                let client = self.client.clone();
                 let request = SearchRequest {
                     query: dataset.questions[qi].text.clone(),
                     top_k: top_k as u32,
@@ -90,11 +90,12 @@ impl Remote {
                 let index = &index;
                 let progress = &progress;
                 async move {
-                    let response = client
-                        .search(request)
-                        .await
-                        .map_err(|s| rpc_error("Search", s))?
-                        .into_inner();
+                    let response = with_backoff("Search", || {
+                        let (mut client, request) = (client.clone(), request.clone());
+                        async move { client.search(request).await }
+                    })
+                    .await?
+                    .into_inner();
                     let ranked = response
                         .hits
                         .iter()
@@ -123,18 +124,19 @@ impl Remote {
         let progress = Progress::new("embed", texts.len());
         let batches: Vec<Vec<Vec<f32>>> = stream::iter(texts.chunks(EMBED_BATCH))
             .map(|chunk| {
-                let mut client = self.client.clone();
+                let client = self.client.clone();
                 let request = EmbedRequest {
                     texts: chunk.iter().map(|t| t.to_string()).collect(),
                     mode: EmbedMode::Query as i32,
                 };
                 let progress = &progress;
                 async move {
-                    let response = client
-                        .embed(request)
-                        .await
-                        .map_err(|s| rpc_error("Embed", s))?
-                        .into_inner();
+                    let response = with_backoff("Embed", || {
+                        let (mut client, request) = (client.clone(), request.clone());
+                        async move { client.embed(request).await }
+                    })
+                    .await?
+                    .into_inner();
                     for _ in &response.embeddings {
                         progress.tick();
                     }
@@ -146,6 +148,27 @@ impl Remote {
             .await?;
         Ok(batches.into_iter().flatten().collect())
     }
+}
+
+/// Calls `call` again while the server refuses it for load (RESOURCE_EXHAUSTED: its admission
+/// says "retry with backoff"), waiting 20 ms, 40 ms, ... up to about 10 s in all; an evaluation
+/// measures quality, so a busy server slows it down rather than failing it.
+async fn with_backoff<T, F, Fut>(rpc: &'static str, mut call: F) -> Result<T, EvalError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut wait = std::time::Duration::from_millis(20);
+    for _ in 0..9 {
+        match call().await {
+            Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            other => return other.map_err(|s| rpc_error(rpc, s)),
+        }
+    }
+    call().await.map_err(|s| rpc_error(rpc, s))
 }
 
 /// `transport error: tcp connect error: Connection refused`: the causes tonic wraps.
