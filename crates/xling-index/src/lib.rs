@@ -16,6 +16,8 @@
 //! - `index`    — [`Index`]: load (checksummed), save (temp folder + rename), accessors, the
 //!   exact-scan threshold ([`DEFAULT_EXACT_SUBSET_MAX`]).
 //! - `search`   — [`Hit`], [`Index::search`] (HNSW, language filter), [`Index::exact_search`].
+//! - `live`     — [`LiveIndex`]: generations of base + delta + tombstones, the write-ahead
+//!   log ([`Wal`]), compaction, swaps; [`Writable`], the write half of a backend.
 //! - `slots`    — [`SlotSet`]: a slot bitmap (a live index's tombstones), skipped by searches.
 //! - `store`    — the folder layout and [`IndexManifest`] (`index.json`).
 //! - `error`    — [`IndexError`], the crate's one error type.
@@ -27,6 +29,7 @@ mod distance;
 mod error;
 mod index;
 mod lang;
+mod live;
 mod search;
 mod slots;
 mod store;
@@ -38,6 +41,9 @@ pub use distance::UnitDot;
 pub use error::IndexError;
 pub use index::{Index, DEFAULT_EXACT_SUBSET_MAX};
 pub use lang::is_iso639_1;
+pub use live::{
+    CompactionPolicy, LiveIndex, LiveStats, Op, Wal, Writable, Written, WAL_DIR, WAL_FILE,
+};
 pub use search::{default_ef, Hit, EF_PER_RESULT};
 pub use slots::SlotSet;
 pub use store::{IndexManifest, EMBEDDINGS_FILE, FORMAT_VERSION, MANIFEST_FILE, PASSAGES_FILE};
