@@ -75,7 +75,8 @@ fn writes_are_searched_counted_and_replayed_after_a_reopen() {
     assert_eq!(live.describe().passages, 301);
 
     // Deletes: one from the delta, one from the base, one unknown.
-    let p6 = live.passages(&["p6".into()]);
+    let wanted = ["p6".to_string()];
+    let p6 = live.passages(&wanted);
     assert!(futures_lite(p6).unwrap()[0].is_some());
     let written = live
         .delete(vec!["p5".into(), "p6".into(), "nope".into()])
