@@ -170,11 +170,13 @@ fn run(live: &LiveIndex) -> Result<bool, IndexError> {
         compacted.apply(op);
     }
     live.install(&mut writer, compacted, Wal::path_in(&dir), carry.len());
-    writer.compactions += 1;
     drop(writer);
     if let Err(e) = std::fs::remove_dir_all(&old) {
         tracing::warn!(path = %old.display(), error = %e, "cannot remove the replaced index folder");
     }
+    // Counted only once the replaced folder is gone, so a caller that sees the count also
+    // sees the disk tidy.
+    live.writer().compactions += 1;
     Ok(true)
 }
 
