@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("xling_descriptor.bin"))
-        .compile_protos(&protos, &[&root])?;
+        .compile_protos(&protos, std::slice::from_ref(&root))?;
     for proto in &protos {
         println!("cargo:rerun-if-changed={}", proto.display());
     }
