@@ -111,7 +111,8 @@ pub(crate) fn spawn(live: Arc<LiveIndex>) {
                     tracing::warn!(error = %e, "compaction failed; the writes stay in the log")
                 }
             }
-            live.writer().carry = None;
+            // `run` ended the carry list itself, under the writer lock: clearing it here
+            // could end the carry list of a compaction a later write has started meanwhile.
         });
     if let Err(e) = started {
         tracing::warn!(error = %e, "cannot start a compaction thread");
@@ -119,41 +120,22 @@ pub(crate) fn spawn(live: Arc<LiveIndex>) {
 }
 
 /// Returns whether the new base was swapped in (false: the served index changed meanwhile).
+/// Whatever happens, the carry list ends under the writer lock before this returns.
 fn run(live: &LiveIndex) -> Result<bool, IndexError> {
     let generation = live.generation();
-    let base = generation.base.index();
-    let Some(dir) = base.dir.clone() else {
-        return Ok(false); // an in-memory index has no folder to compact into
-    };
-    let (passages, embeddings) = snapshot(&generation);
-    if passages.is_empty() {
-        return Ok(false); // an index cannot be empty; the log keeps the deletes
-    }
-    let manifest = base.manifest();
-    let input = EmbeddedCorpus {
-        corpus: Corpus::from_passages(passages)?,
-        embeddings,
-        dim: manifest.dim,
-        model_id: manifest.model_id.clone(),
-        encode_seconds: manifest.encode_seconds,
-    };
-    let params = BuildParams {
-        m: manifest.m,
-        ef_construction: manifest.ef_construction,
-        threads: live.policy.threads,
-    };
-    let mut built = Index::build(input, &params, &mut |_, _| {})?;
-    let new = building(&dir);
-    built.save(&new, true)?;
-    drop(built);
-
+    let built = build(live, &generation);
     let mut writer = live.writer();
+    let carry = writer.carry.take().unwrap_or_default();
+    let (dir, new) = match built {
+        Ok(Some(paths)) => paths,
+        Ok(None) => return Ok(false),
+        Err(e) => return Err(e),
+    };
     if !Arc::ptr_eq(&generation, &live.generation()) {
         drop(writer);
         let _ = std::fs::remove_dir_all(&new);
         return Ok(false);
     }
-    let carry = writer.carry.take().unwrap_or_default();
     let mut wal = Wal::open(&Wal::path_in(&new), 0)?;
     for op in &carry {
         wal.append(op)?;
@@ -178,6 +160,39 @@ fn run(live: &LiveIndex) -> Result<bool, IndexError> {
     // sees the disk tidy.
     live.writer().compactions += 1;
     Ok(true)
+}
+
+/// Snapshots `generation` and saves its live rows as a new index beside the served folder;
+/// returns the served folder and the new one (None: nothing to compact).
+fn build(
+    live: &LiveIndex,
+    generation: &Generation,
+) -> Result<Option<(PathBuf, PathBuf)>, IndexError> {
+    let base = generation.base.index();
+    let Some(dir) = base.dir.clone() else {
+        return Ok(None); // an in-memory index has no folder to compact into
+    };
+    let (passages, embeddings) = snapshot(generation);
+    if passages.is_empty() {
+        return Ok(None); // an index cannot be empty; the log keeps the deletes
+    }
+    let manifest = base.manifest();
+    let input = EmbeddedCorpus {
+        corpus: Corpus::from_passages(passages)?,
+        embeddings,
+        dim: manifest.dim,
+        model_id: manifest.model_id.clone(),
+        encode_seconds: manifest.encode_seconds,
+    };
+    let params = BuildParams {
+        m: manifest.m,
+        ef_construction: manifest.ef_construction,
+        threads: live.policy.threads,
+    };
+    let mut built = Index::build(input, &params, &mut |_, _| {})?;
+    let new = building(&dir);
+    built.save(&new, true)?;
+    Ok(Some((dir, new)))
 }
 
 /// The live rows of `generation`: base passages not tombstoned, then the delta.
