@@ -123,7 +123,8 @@ fn words() -> &'static [String] {
 
 fn text(i: usize, half: &str) -> String {
     let words = words();
-    let pick = |j: usize| words[(i * 7 + j * 3 + usize::from(half == "b") * 5) % words.len()].as_str();
+    let pick =
+        |j: usize| words[(i * 7 + j * 3 + usize::from(half == "b") * 5) % words.len()].as_str();
     format!(
         "crash test {half} {i}: {} {} {} {}",
         pick(0),
@@ -151,7 +152,10 @@ async fn found(client: &mut RetrievalClient<Channel>, text: &str, id: &str) -> b
     if hit != Some(0) {
         eprintln!(
             "{id}: at {hit:?}; first: {:?}",
-            hits.iter().take(3).map(|h| (&h.passage_id, h.score)).collect::<Vec<_>>()
+            hits.iter()
+                .take(3)
+                .map(|h| (&h.passage_id, h.score))
+                .collect::<Vec<_>>()
         );
     }
     hit.is_some()
@@ -246,7 +250,11 @@ async fn kill_9_keeps_every_acknowledged_write_and_no_half_write() {
             }
         }
     }
-    assert!(lost.is_empty(), "acknowledged upserts lost: {lost:?} of {} writes, in flight {in_flight}", upserted.len());
+    assert!(
+        lost.is_empty(),
+        "acknowledged upserts lost: {lost:?} of {} writes, in flight {in_flight}",
+        upserted.len()
+    );
     for (id, text) in &deleted {
         assert!(
             !found(&mut client, text, id).await,

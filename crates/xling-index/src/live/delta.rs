@@ -75,9 +75,8 @@ impl Delta {
 
     /// The `k` best rows for `query` among the `languages` (`None` or empty: all).
     pub(crate) fn scan(&self, query: &[f32], k: usize, languages: Option<&[String]>) -> Vec<Found> {
-        let wanted = |p: &Passage| {
-            languages.is_none_or(|l| l.is_empty() || l.iter().any(|c| *c == p.language))
-        };
+        let wanted =
+            |p: &Passage| languages.is_none_or(|l| l.is_empty() || l.contains(&p.language));
         let mut found: Vec<Found> = self
             .rows()
             .filter(|(p, _)| wanted(p))
