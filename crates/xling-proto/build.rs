@@ -10,11 +10,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let proto = root.join("xling/v1/retrieval.proto");
+    let protos = [
+        root.join("xling/v1/retrieval.proto"),
+        root.join("xling/v1/admin.proto"),
+    ];
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("xling_descriptor.bin"))
-        .compile_protos(&[&proto], &[&root])?;
-    println!("cargo:rerun-if-changed={}", proto.display());
+        .compile_protos(&protos, std::slice::from_ref(&root))?;
+    for proto in &protos {
+        println!("cargo:rerun-if-changed={}", proto.display());
+    }
     Ok(())
 }

@@ -9,6 +9,10 @@
 //! and in adaptive mode; see `wait`): it could not start earlier anyway. Admission refuses at
 //! once what the fitted cost predicts would wait past the query's deadline or past the queue
 //! wait budget, so that overload turns into fast refusals instead of timeouts.
+//!
+//! Background work (a live index's upserted passages) goes in a second, low-priority lane
+//! ([`Batcher::submit_background`]): the batching task takes from it only when no query is
+//! waiting, so queries always go first and background items fill what batches leave free.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -42,8 +46,15 @@ impl<R> Future for Ticket<R> {
     }
 }
 
+/// The two ways into the batching task: queries, and background work taken only when no
+/// query waits. Dropped together at shutdown.
+struct Lanes<T, R> {
+    queries: mpsc::UnboundedSender<Entry<T, R>>,
+    background: mpsc::UnboundedSender<Entry<T, R>>,
+}
+
 pub struct Batcher<T, R> {
-    tx: Mutex<Option<mpsc::UnboundedSender<Entry<T, R>>>>,
+    tx: Mutex<Option<Lanes<T, R>>>,
     permits: Arc<Semaphore>,
     capacity: usize,
     max_batch_size: usize,
@@ -84,6 +95,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         );
         let instances = processes.len();
         let (tx, rx) = mpsc::unbounded_channel();
+        let (low_tx, low_rx) = mpsc::unbounded_channel();
         let (batch_tx, batch_rx) = mpsc::channel(1);
         let (finished_tx, finished_rx) = oneshot::channel();
         let permits = Arc::new(Semaphore::new(config.queue_capacity));
@@ -114,7 +126,10 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             finished_tx,
         );
         tokio::spawn(batching_task(
-            rx,
+            Inbox {
+                queries: rx,
+                background: low_rx,
+            },
             batch_tx,
             config.clone(),
             wait.clone(),
@@ -123,7 +138,10 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             running.clone(),
         ));
         Batcher {
-            tx: Mutex::new(Some(tx)),
+            tx: Mutex::new(Some(Lanes {
+                queries: tx,
+                background: low_tx,
+            })),
             permits,
             capacity: config.queue_capacity,
             max_batch_size: config.max_batch_size,
@@ -147,7 +165,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         deadline: Option<Instant>,
     ) -> Result<Ticket<R>, BatchError> {
         let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = guard.as_ref().ok_or(BatchError::Closed)?;
+        let tx = &guard.as_ref().ok_or(BatchError::Closed)?.queries;
         let predicted_wait = self.check_reachable(deadline)?;
         let permit =
             self.permits
@@ -169,6 +187,27 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         };
         tx.send(entry).map_err(|_| BatchError::Closed)?;
         self.observer.queue_depth(self.depth());
+        Ok(Ticket { rx })
+    }
+
+    /// Admits one background item in the low-priority lane: it runs only in batches formed
+    /// while no query waits, takes no queue slot and is never refused for load (the caller
+    /// bounds how many it submits). Fails only once shut down.
+    pub fn submit_background(&self, item: T, tokens: usize) -> Result<Ticket<R>, BatchError> {
+        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = &guard.as_ref().ok_or(BatchError::Closed)?.background;
+        let (reply, rx) = oneshot::channel();
+        let entry = Entry {
+            item,
+            tokens,
+            enqueued: Instant::now(),
+            deadline: None,
+            predicted_wait: None,
+            reply,
+            span: Span::current(),
+            permit: None,
+        };
+        tx.send(entry).map_err(|_| BatchError::Closed)?;
         Ok(Ticket { rx })
     }
 
@@ -228,8 +267,41 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 }
 
+/// The batching task's ends of the two lanes.
+struct Inbox<T, R> {
+    queries: mpsc::UnboundedReceiver<Entry<T, R>>,
+    background: mpsc::UnboundedReceiver<Entry<T, R>>,
+}
+
+impl<T, R> Inbox<T, R> {
+    /// The next item, a query whenever one waits; `None` once both lanes are closed.
+    async fn recv(&mut self) -> Option<Entry<T, R>> {
+        tokio::select! {
+            biased;
+            Some(entry) = self.queries.recv() => Some(entry),
+            Some(entry) = self.background.recv() => Some(entry),
+            else => None,
+        }
+    }
+
+    /// A waiting item without waiting, a query first; `Disconnected` once both are closed.
+    fn try_recv(&mut self) -> Result<Entry<T, R>, mpsc::error::TryRecvError> {
+        use mpsc::error::TryRecvError;
+        match self.queries.try_recv() {
+            Ok(entry) => Ok(entry),
+            Err(queries) => match self.background.try_recv() {
+                Ok(entry) => Ok(entry),
+                Err(TryRecvError::Disconnected) if queries == TryRecvError::Disconnected => {
+                    Err(TryRecvError::Disconnected)
+                }
+                Err(_) => Err(TryRecvError::Empty),
+            },
+        }
+    }
+}
+
 async fn batching_task<T, R>(
-    mut rx: mpsc::UnboundedReceiver<Entry<T, R>>,
+    mut rx: Inbox<T, R>,
     batches: mpsc::Sender<Vec<Entry<T, R>>>,
     config: BatchConfig,
     wait: Arc<WaitPolicy>,

@@ -14,6 +14,7 @@ use std::time::Instant;
 use crate::corpus::Passage;
 use crate::error::IndexError;
 use crate::index::Index;
+use crate::live::Writable;
 
 /// One query of a [`Backend::search_batch`]: a unit vector of the index's dim.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +76,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The passages with these ids, in order; `None` where the index has no such id.
     async fn passages(&self, ids: &[String]) -> Result<Vec<Option<Passage>>, IndexError>;
+
+    /// The write half ([`Writable`]) of a backend that takes writes; `None`: read-only.
+    fn writable(self: Arc<Self>) -> Option<Arc<dyn Writable>> {
+        None
+    }
 }
 
 /// The in-process HNSW index as a [`Backend`]. Its searches are CPU work well under a

@@ -25,6 +25,8 @@
 //! - `index`    — [`Index`]: load (sizes checked, files mapped), verify (SHA-256), save,
 //!   accessors, the exact-scan threshold ([`DEFAULT_EXACT_SUBSET_MAX`]).
 //! - `search`   — [`Hit`], [`Index::search`] (HNSW, language filter), [`Index::exact_search`].
+//! - `live`     — [`LiveIndex`]: generations of base + delta + tombstones, the write-ahead
+//!   log ([`Wal`]), compaction, swaps; [`Writable`], the write half of a backend.
 //! - `slots`    — [`SlotSet`]: a slot bitmap (a live index's tombstones), skipped by searches.
 //! - `store`    — the format 2 folder layout and [`IndexManifest`] (`index.json`).
 //! - `error`    — [`IndexError`], the crate's one error type.
@@ -37,6 +39,7 @@ mod error;
 mod graph;
 mod index;
 mod lang;
+mod live;
 mod passages;
 mod quant;
 mod search;
@@ -51,6 +54,9 @@ pub use distance::{DotI8, UnitDot};
 pub use error::IndexError;
 pub use index::{Index, DEFAULT_EXACT_SUBSET_MAX, DEFAULT_RESCORE_OVERSAMPLE};
 pub use lang::is_iso639_1;
+pub use live::{
+    CompactionPolicy, LiveIndex, LiveStats, Op, Wal, Writable, Written, WAL_DIR, WAL_FILE,
+};
 pub use search::{default_ef, Hit, Plan, EF_PER_RESULT};
 pub use slots::SlotSet;
 pub use store::{

@@ -1,4 +1,4 @@
-//! The `xling.v1` gRPC API, generated from `proto/xling/v1/retrieval.proto`.
+//! The `xling.v1` gRPC API, generated from `proto/xling/v1/retrieval.proto` and `admin.proto`.
 
 pub mod v1 {
     tonic::include_proto!("xling.v1");

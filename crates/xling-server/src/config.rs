@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use xling_batcher::BatchConfig;
 use xling_encoder::{Device, EncoderKind};
+use xling_index::CompactionPolicy;
 
 use crate::auth::{check_token, Secret};
 use crate::tls::TlsFiles;
@@ -173,6 +174,20 @@ pub struct Settings {
     /// [default: 5000]
     #[arg(long, env = "XLING_QDRANT_TIMEOUT_MS")]
     pub qdrant_timeout_ms: Option<u64>,
+    /// Most passages in one Admin Upsert. [default: 256]
+    #[arg(long, env = "XLING_MAX_UPSERT_PASSAGES")]
+    pub max_upsert_passages: Option<usize>,
+    /// Compact the live index (fold upserts and deletes into a new base) once its upserted
+    /// rows plus deleted base passages reach this many; 0 = never by count. [default: 10000]
+    #[arg(long, env = "XLING_COMPACT_AFTER")]
+    pub compact_after: Option<usize>,
+    /// ... or pass this share of the base's passages; 0 = never by share. [default: 0.1]
+    #[arg(long, env = "XLING_COMPACT_SHARE")]
+    pub compact_share: Option<f64>,
+    /// Bearer token for the Admin RPCs (Upsert, Delete, SwapIndex) instead of auth_token.
+    /// Never logged. [default: the auth_token]
+    #[arg(long, env = "XLING_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
 }
 
 macro_rules! merge_fields {
@@ -230,6 +245,10 @@ impl Settings {
             qdrant_collection,
             qdrant_api_key,
             qdrant_timeout_ms,
+            max_upsert_passages,
+            compact_after,
+            compact_share,
+            admin_token,
         )
     }
 
@@ -314,6 +333,22 @@ impl Settings {
             tls,
             index_backend,
             exact_subset_max: self.exact_subset_max,
+            live: LiveConfig {
+                max_upsert_passages: self.max_upsert_passages.unwrap_or(256),
+                compaction: CompactionPolicy {
+                    max_changes: self.compact_after.unwrap_or(10_000),
+                    max_share: self.compact_share.unwrap_or(0.1),
+                    ..CompactionPolicy::default()
+                },
+                admin_token: match self.admin_token {
+                    Some(token) => {
+                        check_token(token.expose())
+                            .map_err(|reason| format!("admin_token {reason}"))?;
+                        Some(token)
+                    }
+                    None => None,
+                },
+            },
         };
         config.validate()?;
         Ok(config)
@@ -335,6 +370,15 @@ pub struct Limits {
     pub max_message_bytes: usize,
     pub max_concurrency_per_connection: usize,
     pub default_ef: u32,
+}
+
+/// The live index's settings: Admin request limits, compaction, the admin token.
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub max_upsert_passages: usize,
+    pub compaction: CompactionPolicy,
+    /// Admin RPCs need this token when set, else the auth_token.
+    pub admin_token: Option<Secret>,
 }
 
 /// The resolved configuration the server runs with.
@@ -362,6 +406,7 @@ pub struct Config {
     /// The embedded index's exact-scan cutoff (`Index::set_exact_subset_max`); `None` keeps
     /// its default.
     pub exact_subset_max: Option<usize>,
+    pub live: LiveConfig,
 }
 
 /// Where the index lives.
@@ -499,6 +544,14 @@ impl Config {
             (
                 l.default_ef >= 1 && l.default_ef <= MAX_EF,
                 "default_ef must be in 1..=4096",
+            ),
+            (
+                self.live.max_upsert_passages >= 1,
+                "max_upsert_passages must be at least 1",
+            ),
+            (
+                (0.0..=100.0).contains(&self.live.compaction.max_share),
+                "compact_share must be in 0..=100",
             ),
             (
                 self.drain_timeout >= Duration::from_secs(1),

@@ -10,7 +10,7 @@ use xling_encoder::{
     Backend as Runner, Device, Encoder, EncoderKind, EncoderOptions, Mode, SimDevice,
     TextTokenizer, Tokens,
 };
-use xling_index::{Backend, BackendInfo, EmbeddedBackend, Found, Index, IndexError, Query};
+use xling_index::{Backend, BackendInfo, Found, IndexError, LiveIndex, Query};
 
 use crate::config::Config;
 use crate::error::ServerError;
@@ -81,24 +81,20 @@ pub struct Parts {
 pub type OpenBackend =
     Arc<dyn Fn(Config) -> BoxFuture<'static, anyhow::Result<Arc<dyn Backend>>> + Send + Sync>;
 
-/// Loads `config.index` (a folder built by `xling index build`) on a blocking thread.
+/// Loads `config.index` (a folder built by `xling index build`) with its write-ahead log
+/// replayed on top, on a blocking thread: a live index that takes Admin writes.
 pub fn open_embedded(config: Config) -> BoxFuture<'static, anyhow::Result<Arc<dyn Backend>>> {
     Box::pin(async move {
         if config.index_backend != crate::config::IndexBackend::Embedded {
             anyhow::bail!("index_backend qdrant needs the `xling` binary (this server links only the embedded index)");
         }
         let dir = config.index.clone();
-        let exact_subset_max = config.exact_subset_max;
-        let backend = tokio::task::spawn_blocking(move || {
-            let mut index = Index::load(&dir)?;
-            if let Some(max) = exact_subset_max {
-                index.set_exact_subset_max(max);
-            }
-            Ok::<_, xling_index::IndexError>(EmbeddedBackend::new(index))
-        })
-        .await?
-        .with_context(|| format!("cannot load index folder {}", config.index.display()))?;
-        Ok(Arc::new(backend) as Arc<dyn Backend>)
+        let mut policy = config.live.compaction;
+        policy.exact_subset_max = config.exact_subset_max;
+        let backend = tokio::task::spawn_blocking(move || LiveIndex::open(&dir, policy))
+            .await?
+            .with_context(|| format!("cannot load index folder {}", config.index.display()))?;
+        Ok(backend as Arc<dyn Backend>)
     })
 }
 
@@ -335,6 +331,25 @@ impl Engine {
             encode: done.run_time,
             batch_size: done.batch_size,
         })
+    }
+
+    /// Embeds passages for an upsert in the batcher's background lane: they are encoded only
+    /// in batches formed while no query waits, so Search latency holds under a write stream.
+    pub async fn embed_passages(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ServerError> {
+        let tickets = texts
+            .iter()
+            .map(|text| {
+                let tokens = self.tokenizer.tokenize(text, Mode::Passage).map_err(|e| {
+                    ServerError::Encoder {
+                        reason: e.to_string(),
+                    }
+                })?;
+                let count = tokens.len();
+                Ok(self.batcher.submit_background(tokens, count)?)
+            })
+            .collect::<Result<Vec<_>, ServerError>>()?;
+        let done = futures::future::try_join_all(tickets).await?;
+        Ok(done.into_iter().map(|d| d.output).collect())
     }
 
     /// Searches the index for every query in one backend call (one Qdrant batch query);

@@ -31,6 +31,10 @@ pub enum ServerError {
     },
     #[error("deadline exceeded after {waited_ms} ms waiting for the encoder; increase the deadline or reduce load")]
     DeadlineExceeded { waited_ms: u64 },
+    /// The request cannot apply to the server's state (a read-only index, an index folder
+    /// that fails to load or belongs to another model); `reason` says what to fix.
+    #[error("{reason}")]
+    Precondition { reason: String },
     /// Loading, or draining for shutdown.
     #[error("unavailable: {reason}")]
     Unavailable { reason: String },
@@ -61,6 +65,7 @@ impl ServerError {
             | ServerError::Unreachable { .. }
             | ServerError::OverBudget { .. } => Code::ResourceExhausted,
             ServerError::DeadlineExceeded { .. } => Code::DeadlineExceeded,
+            ServerError::Precondition { .. } => Code::FailedPrecondition,
             ServerError::Unavailable { .. } => Code::Unavailable,
             ServerError::Encoder { .. } => Code::Internal,
             ServerError::Index { source } => index_code(source),

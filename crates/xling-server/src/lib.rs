@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`config`]: flags, `XLING_*` env vars and the TOML file, resolved into one [`Config`].
 //! - [`service`]: the `xling.v1.Retrieval` implementation.
+//! - [`admin`]: the `xling.v1.Admin` implementation: upserts, deletes, index swaps.
 //! - [`auth`]: optional bearer-token check in front of the Retrieval RPCs.
 //! - [`tls`]: optional TLS / mutual TLS on the gRPC port.
 //! - [`validate`]: request checks, with messages that name the field.
@@ -23,6 +24,7 @@
 //!    then the gRPC server stops and waits for in-flight RPCs, and the metrics endpoint stops.
 //!    All of it within `drain_timeout`; `stop_tx` is what finally closes both listeners.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod engine;
@@ -41,6 +43,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
+use xling_proto::v1::admin_server::AdminServer;
 use xling_proto::v1::retrieval_server::RetrievalServer;
 
 pub use config::{Config, Settings};
@@ -108,6 +111,17 @@ pub async fn run_with(
         retrieval,
         auth::BearerAuth::new(config.auth_token.clone()),
     );
+    let admin = tonic::service::interceptor::InterceptedService::new(
+        AdminServer::new(admin::AdminService::new(state.clone(), config.live.clone()))
+            .max_decoding_message_size(config.limits.max_message_bytes.saturating_mul(4)),
+        auth::BearerAuth::new(
+            config
+                .live
+                .admin_token
+                .clone()
+                .or_else(|| config.auth_token.clone()),
+        ),
+    );
     let reflection_v1 = reflection()
         .build_v1()
         .context("cannot build reflection v1")?;
@@ -132,6 +146,7 @@ pub async fn run_with(
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(retrieval)
+            .add_service(admin)
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY, small responses wait for the peer's delayed ACK (~40 ms).
                 TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
@@ -143,6 +158,10 @@ pub async fn run_with(
     let sample: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         if let Some(engine) = sampled.engine.get() {
             metrics::queue_depth(engine.queue_depth());
+            if let Some(live) = engine.backend().clone().writable() {
+                metrics::live_index(&live.stats());
+                metrics::index_passages(&engine.index_info().languages);
+            }
         }
     });
     let metrics_task = listeners.metrics.map(|listener| {

@@ -35,6 +35,12 @@ pub const ADMISSION_WAIT_RATIO: &str = "xling_admission_wait_ratio";
 pub const BUILD_INFO: &str = "xling_build_info";
 pub const ENCODER_BUSY: &str = "xling_encoder_busy_seconds";
 pub const DEVICE_BUSY: &str = "xling_sim_device_busy_seconds";
+pub const INDEX_GENERATION: &str = "xling_index_generation";
+pub const INDEX_PENDING_LOG: &str = "xling_index_pending_log_records";
+pub const INDEX_DELTA: &str = "xling_index_delta_passages";
+pub const INDEX_TOMBSTONES: &str = "xling_index_tombstones";
+pub const INDEX_COMPACTIONS: &str = "xling_index_compactions_total";
+pub const PASSAGES_WRITTEN: &str = "xling_passages_written_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 static STARTED: OnceLock<SystemTime> = OnceLock::new();
@@ -146,6 +152,27 @@ fn describe() {
         Unit::Seconds,
         "Benchmarks with --encoder sim: the simulated device's busy time since start."
     );
+    describe_gauge!(
+        INDEX_GENERATION,
+        "Live index generation: bumped by every acknowledged write and swap."
+    );
+    describe_gauge!(
+        INDEX_PENDING_LOG,
+        "Write-ahead log records not yet folded into the base by a compaction."
+    );
+    describe_gauge!(
+        INDEX_DELTA,
+        "Upserted passages served from the exact-scanned delta."
+    );
+    describe_gauge!(
+        INDEX_TOMBSTONES,
+        "Base passages deleted or replaced, skipped by searches until a compaction."
+    );
+    describe_counter!(INDEX_COMPACTIONS, "Compactions swapped in since start.");
+    describe_counter!(
+        PASSAGES_WRITTEN,
+        "Passages upserted or deleted through the Admin service, by op."
+    );
     describe_counter!(
         "process_cpu_seconds_total",
         Unit::Seconds,
@@ -169,7 +196,16 @@ fn zero_counters() {
     for reason in ["queue_full", "deadline_unreachable", "queue_wait_budget"] {
         counter!(REJECTED, "reason" => reason).absolute(0);
     }
-    for name in [EXPIRED, CANCELLED, ENCODER_FAILURES, BATCHES_SPLIT] {
+    for op in ["upsert", "delete"] {
+        counter!(PASSAGES_WRITTEN, "op" => op).absolute(0);
+    }
+    for name in [
+        EXPIRED,
+        CANCELLED,
+        ENCODER_FAILURES,
+        BATCHES_SPLIT,
+        INDEX_COMPACTIONS,
+    ] {
         counter!(name).absolute(0);
     }
 }
@@ -241,6 +277,20 @@ pub fn index_passages(languages: &std::collections::BTreeMap<String, usize>) {
 pub fn index_bytes(in_ram: u64, mapped: u64) {
     gauge!(INDEX_BYTES, "kind" => "ram").set(in_ram as f64);
     gauge!(INDEX_BYTES, "kind" => "mapped").set(mapped as f64);
+}
+
+/// The live index's state, sampled at each scrape.
+pub fn live_index(stats: &xling_index::LiveStats) {
+    gauge!(INDEX_GENERATION).set(stats.generation as f64);
+    gauge!(INDEX_PENDING_LOG).set(stats.pending_log as f64);
+    gauge!(INDEX_DELTA).set(stats.delta as f64);
+    gauge!(INDEX_TOMBSTONES).set(stats.tombstones as f64);
+    counter!(INDEX_COMPACTIONS).absolute(stats.compactions);
+}
+
+/// Passages an acknowledged Upsert (`op` "upsert") or Delete ("delete") changed.
+pub fn passages_written(op: &'static str, passages: usize) {
+    counter!(PASSAGES_WRITTEN, "op" => op).increment(passages as u64);
 }
 
 pub fn query_admitted(tokens: usize, tokenize: Duration) {

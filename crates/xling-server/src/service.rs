@@ -43,7 +43,7 @@ impl State {
         }
     }
 
-    fn engine(&self) -> Result<&Engine, ServerError> {
+    pub(crate) fn engine(&self) -> Result<&Engine, ServerError> {
         if self.draining.load(Ordering::Acquire) {
             return Err(ServerError::Unavailable {
                 reason: "server is shutting down; retry on another instance".into(),
@@ -156,7 +156,7 @@ fn timing(e: &Embedded, search: Duration, total: Duration) -> Timing {
 }
 
 /// Runs one RPC body with its metrics: in-flight, duration, and the status code it ended with.
-async fn observed<T>(
+pub(crate) async fn observed<T>(
     method: &'static str,
     body: impl Future<Output = Result<T, ServerError>>,
 ) -> Result<Response<T>, Status> {
