@@ -107,6 +107,24 @@ pub enum IndexError {
 }
 
 impl IndexError {
+    /// `vectors` must hold one `dim`-wide row per passage.
+    pub fn check_embedding_count(
+        passages: usize,
+        vectors: usize,
+        dim: usize,
+    ) -> Result<(), IndexError> {
+        let expected = passages * dim;
+        if vectors == expected {
+            return Ok(());
+        }
+        Err(IndexError::EmbeddingCount {
+            got: vectors,
+            passages,
+            dim,
+            expected,
+        })
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> IndexError {
         let path = path.into();
         if source.kind() == std::io::ErrorKind::NotFound {

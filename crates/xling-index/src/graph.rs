@@ -52,15 +52,7 @@ impl Graph {
         spec: &GraphSpec,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Graph, IndexError> {
-        let graph = Hnsw::new(
-            spec.m,
-            rows.len() / dim,
-            MAX_LAYERS,
-            spec.ef_construction,
-            UnitDot,
-        );
-        insert_all(&graph, rows, dim, spec.threads, progress)?;
-        Ok(Graph::F32(graph))
+        build(rows, dim, spec, UnitDot, progress).map(Graph::F32)
     }
 
     pub(crate) fn build_i8(
@@ -69,15 +61,7 @@ impl Graph {
         spec: &GraphSpec,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Graph, IndexError> {
-        let graph = Hnsw::new(
-            spec.m,
-            rows.len() / dim,
-            MAX_LAYERS,
-            spec.ef_construction,
-            DotI8,
-        );
-        insert_all(&graph, rows, dim, spec.threads, progress)?;
-        Ok(Graph::I8(graph))
+        build(rows, dim, spec, DotI8, progress).map(Graph::I8)
     }
 
     /// Dumps the graph into `dir` as `<basename>.hnsw.{graph,data}`, replacing files a failed
@@ -129,17 +113,26 @@ impl Graph {
     }
 }
 
-fn insert_all<T, D>(
-    graph: &Hnsw<'static, T, D>,
+/// A new graph with `spec`'s parameters over `rows` under `distance`, inserted in parallel.
+fn build<T, D>(
     rows: &[T],
     dim: usize,
-    threads: usize,
+    spec: &GraphSpec,
+    distance: D,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<(), IndexError>
+) -> Result<Hnsw<'static, T, D>, IndexError>
 where
     T: Clone + Send + Sync,
     D: hnsw_rs::anndists::dist::Distance<T> + Send + Sync,
 {
+    let graph = Hnsw::new(
+        spec.m,
+        rows.len() / dim,
+        MAX_LAYERS,
+        spec.ef_construction,
+        distance,
+    );
+    let threads = spec.threads;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -156,7 +149,7 @@ where
         done += batch.len();
         progress(done, total);
     }
-    Ok(())
+    Ok(graph)
 }
 
 /// A reloaded graph whose points live in the mapped dump, with the loader that owns the map.

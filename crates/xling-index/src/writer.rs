@@ -230,14 +230,7 @@ impl IndexWriter {
     /// After an error, build again or resume from the last checkpoint.
     pub fn append(&mut self, passages: &[Passage], vectors: &[f32]) -> Result<(), IndexError> {
         let dim = self.spec.dim;
-        if vectors.len() != passages.len() * dim {
-            return Err(IndexError::EmbeddingCount {
-                got: vectors.len(),
-                passages: passages.len(),
-                dim,
-                expected: passages.len() * dim,
-            });
-        }
+        IndexError::check_embedding_count(passages.len(), vectors.len(), dim)?;
         let mut records = Vec::new();
         let mut offsets = Vec::with_capacity(passages.len() * 8);
         let mut languages = Vec::with_capacity(passages.len() * 2);

@@ -74,14 +74,7 @@ pub async fn upload(
     embeddings: &[f32],
     progress: &mut (dyn FnMut(usize) + Send),
 ) -> Result<UploadReport, IndexError> {
-    if embeddings.len() != passages.len() * spec.dim {
-        return Err(IndexError::EmbeddingCount {
-            got: embeddings.len(),
-            passages: passages.len(),
-            dim: spec.dim,
-            expected: passages.len() * spec.dim,
-        });
-    }
+    IndexError::check_embedding_count(passages.len(), embeddings.len(), spec.dim)?;
     let name = backend_name(&spec.url, &spec.collection);
     let err = |e| index_error(&name, e);
     let qdrant = client(&spec.url, spec.api_key.as_deref(), spec.timeout)?;

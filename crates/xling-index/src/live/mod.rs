@@ -239,14 +239,7 @@ fn load_generation(
 impl Writable for LiveIndex {
     fn upsert(&self, passages: Vec<Passage>, vectors: Vec<f32>) -> Result<Written, IndexError> {
         let dim = self.generation().base.index().dim();
-        if vectors.len() != passages.len() * dim {
-            return Err(IndexError::EmbeddingCount {
-                got: vectors.len(),
-                passages: passages.len(),
-                dim,
-                expected: passages.len() * dim,
-            });
-        }
+        IndexError::check_embedding_count(passages.len(), vectors.len(), dim)?;
         self.write(Op::Upsert { passages, vectors })
     }
 
