@@ -18,6 +18,10 @@ pub struct BatchConfig {
     pub max_queue_wait: Duration,
     /// Padded-token budget per batch (longest item x count); 0 turns it off.
     pub max_batch_tokens: usize,
+    /// Padded-token budget of a batch of background work (a live index's upserted passages;
+    /// at least one item runs whatever its length): a query arriving while one runs waits for
+    /// it, so this bounds what writes add to query latency.
+    pub max_background_tokens: usize,
     /// Choose the wait from the observed arrival rate and batch cost, up to `max_wait`.
     pub adaptive_wait: bool,
     /// Run a closed batch as length-sorted runs when the padding saved pays for the extra runs.
@@ -34,6 +38,9 @@ impl BatchConfig {
         queue_capacity: 1024,
         max_queue_wait: Duration::from_millis(500),
         max_batch_tokens: 0,
+        // About one long passage: a few tens of ms of e5-small on 2 CPU cores
+        // (docs/live-index.md, "Benchmark").
+        max_background_tokens: 512,
         adaptive_wait: false,
         split_by_length: true,
     };
@@ -63,6 +70,13 @@ impl BatchConfig {
                 "queue_capacity = {} is below max_batch_size = {}: no batch could fill",
                 self.queue_capacity, self.max_batch_size
             ));
+        }
+        if self.max_background_tokens == 0 {
+            return Err(
+                "max_background_tokens = 0; it must be at least 1 (one item per \
+                        background batch)"
+                    .into(),
+            );
         }
         if self.max_queue_wait > Duration::from_secs(3600) {
             return Err(format!(

@@ -36,4 +36,6 @@ pub(crate) struct Entry<T, R> {
     pub span: Span,
     /// Its queue slot, given back when its batch starts running.
     pub permit: Option<OwnedSemaphorePermit>,
+    /// Submitted to the background lane (see `inbox`).
+    pub background: bool,
 }

@@ -17,6 +17,7 @@
 //! - [`config`]: [`BatchConfig`], validated settings.
 //! - [`queue`]: [`Batcher`]: admission ([`Batcher::submit`]), the batching task, shutdown.
 //! - [`entry`]: [`Done`] and the queued item, shared by the queue and the inference thread.
+//! - [`inbox`]: the batching task's ends of the query and background lanes.
 //! - [`worker`]: the dedicated inference thread that runs the caller's function on each batch.
 //! - [`wait`]: how long a batch may wait for more items (none, fixed, or adaptive).
 //! - [`split`]: cutting a batch into length-sorted runs when padding costs more than a run.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod correction;
 pub mod cost;
 pub mod entry;
+mod inbox;
 pub mod observer;
 pub mod queue;
 pub mod split;

@@ -11,8 +11,9 @@
 //! wait budget, so that overload turns into fast refusals instead of timeouts.
 //!
 //! Background work (a live index's upserted passages) goes in a second, low-priority lane
-//! ([`Batcher::submit_background`]): the batching task takes from it only when no query is
-//! waiting, so queries always go first and background items fill what batches leave free.
+//! ([`Batcher::submit_background`]): its batches never mix with queries, start only when no
+//! query waits and an encoder instance is free, and hold at most `max_background_tokens`
+//! padded tokens, so a query that arrives meanwhile waits for one short slice at most.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,6 +28,7 @@ use tracing::Span;
 use crate::correction::WaitCorrection;
 use crate::cost::CostModel;
 use crate::entry::{Done, Entry};
+use crate::inbox::Inbox;
 use crate::split::{LengthSplit, TimedRun};
 use crate::wait::WaitPolicy;
 use crate::{worker, BatchConfig, BatchError, DropReason, Observer};
@@ -126,10 +128,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             finished_tx,
         );
         tokio::spawn(batching_task(
-            Inbox {
-                queries: rx,
-                background: low_rx,
-            },
+            Inbox::new(rx, low_rx),
             batch_tx,
             config.clone(),
             wait.clone(),
@@ -184,6 +183,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             reply,
             span: Span::current(),
             permit: Some(permit),
+            background: false,
         };
         tx.send(entry).map_err(|_| BatchError::Closed)?;
         self.observer.queue_depth(self.depth());
@@ -206,6 +206,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             reply,
             span: Span::current(),
             permit: None,
+            background: true,
         };
         tx.send(entry).map_err(|_| BatchError::Closed)?;
         Ok(Ticket { rx })
@@ -267,39 +268,6 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 }
 
-/// The batching task's ends of the two lanes.
-struct Inbox<T, R> {
-    queries: mpsc::UnboundedReceiver<Entry<T, R>>,
-    background: mpsc::UnboundedReceiver<Entry<T, R>>,
-}
-
-impl<T, R> Inbox<T, R> {
-    /// The next item, a query whenever one waits; `None` once both lanes are closed.
-    async fn recv(&mut self) -> Option<Entry<T, R>> {
-        tokio::select! {
-            biased;
-            Some(entry) = self.queries.recv() => Some(entry),
-            Some(entry) = self.background.recv() => Some(entry),
-            else => None,
-        }
-    }
-
-    /// A waiting item without waiting, a query first; `Disconnected` once both are closed.
-    fn try_recv(&mut self) -> Result<Entry<T, R>, mpsc::error::TryRecvError> {
-        use mpsc::error::TryRecvError;
-        match self.queries.try_recv() {
-            Ok(entry) => Ok(entry),
-            Err(queries) => match self.background.try_recv() {
-                Ok(entry) => Ok(entry),
-                Err(TryRecvError::Disconnected) if queries == TryRecvError::Disconnected => {
-                    Err(TryRecvError::Disconnected)
-                }
-                Err(_) => Err(TryRecvError::Empty),
-            },
-        }
-    }
-}
-
 async fn batching_task<T, R>(
     mut rx: Inbox<T, R>,
     batches: mpsc::Sender<Vec<Entry<T, R>>>,
@@ -311,7 +279,6 @@ async fn batching_task<T, R>(
 ) {
     let instances = sent.instances;
     let mut running = in_flight.subscribe();
-    let mut carry: Option<Entry<T, R>> = None;
     // When a batch opened on an idle encoder closed alone: its first item's arrival, so the
     // next arrival tells the wait policy how soon a partner came.
     let mut alone: Option<Instant> = None;
@@ -320,55 +287,66 @@ async fn batching_task<T, R>(
         let Ok(slot) = batches.reserve().await else {
             return;
         };
-        let first = match carry.take() {
-            Some(entry) => entry,
-            None => match rx.recv().await {
-                Some(entry) => entry,
-                None => return,
-            },
+        let Some(mut first) = rx.first().await else {
+            return;
         };
-        if let Some(t0) = alone.take() {
-            wait.idle_gap(first.enqueued.duration_since(t0));
+        if first.background && *running.borrow() >= instances {
+            // Background work starts only on a free instance; a query arriving first goes first.
+            tokio::select! {
+                biased;
+                Some(query) = rx.next_query() => rx.hold_back(std::mem::replace(&mut first, query)),
+                _ = running.wait_for(|&n| n < instances) => {}
+            }
         }
-        // Every instance busy (and no fixed wait to honour): no timer; collect until one is
-        // free.
-        let hold = config.holds_while_busy() && *running.borrow() >= instances;
-        let max_wait = if hold { Duration::ZERO } else { wait.current() };
-        observer.wait_chosen(max_wait);
-        let close_at = first.enqueued + max_wait;
-        let mut batch = vec![first];
-        while batch.len() < config.max_batch_size {
-            let next = match rx.try_recv() {
-                Ok(entry) => entry,
-                Err(mpsc::error::TryRecvError::Disconnected) => break,
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    let busy = hold && *running.borrow() >= instances;
-                    if !busy && Instant::now() >= close_at {
-                        break;
+        let batch = if first.background {
+            background_batch(first, &mut rx, &config)
+        } else {
+            if let Some(t0) = alone.take() {
+                wait.idle_gap(first.enqueued.duration_since(t0));
+            }
+            // Every instance busy (and no fixed wait to honour): no timer; collect until one is
+            // free.
+            let hold = config.holds_while_busy() && *running.borrow() >= instances;
+            let max_wait = if hold { Duration::ZERO } else { wait.current() };
+            observer.wait_chosen(max_wait);
+            let close_at = first.enqueued + max_wait;
+            let mut batch = vec![first];
+            while batch.len() < config.max_batch_size {
+                let next = match rx.try_next(false) {
+                    Ok(entry) => entry,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        let busy = hold && *running.borrow() >= instances;
+                        if !busy && Instant::now() >= close_at {
+                            break;
+                        }
+                        tokio::select! {
+                            entry = rx.next_query() => match entry {
+                                Some(entry) => entry,
+                                None => break,
+                            },
+                            _ = tokio::time::sleep_until(close_at), if !hold => break,
+                            _ = running.wait_for(|&n| n < instances), if busy => continue,
+                        }
                     }
-                    tokio::select! {
-                        entry = rx.recv() => match entry {
-                            Some(entry) => entry,
-                            None => break,
-                        },
-                        _ = tokio::time::sleep_until(close_at), if !hold => break,
-                        _ = running.wait_for(|&n| n < instances), if busy => continue,
-                    }
+                };
+                if fits(&batch, &next, config.max_batch_tokens) {
+                    batch.push(next);
+                } else {
+                    rx.hold_back(next);
+                    break;
                 }
-            };
-            if fits(&batch, &next, config.max_batch_tokens) {
-                batch.push(next);
-            } else {
-                carry = Some(next);
-                break;
             }
-        }
-        if config.adaptive_wait && !hold {
-            match batch.get(1) {
-                Some(second) => wait.idle_gap(second.enqueued.duration_since(batch[0].enqueued)),
-                None => alone = Some(batch[0].enqueued),
+            if config.adaptive_wait && !hold {
+                match batch.get(1) {
+                    Some(second) => {
+                        wait.idle_gap(second.enqueued.duration_since(batch[0].enqueued))
+                    }
+                    None => alone = Some(batch[0].enqueued),
+                }
             }
-        }
+            batch
+        };
         let live = retain_live(batch, observer.as_ref());
         if !live.is_empty() {
             sent.started(live.len());
@@ -401,6 +379,28 @@ impl Running {
         let whole = cost.time_to_run(size, max_batch).unwrap_or_default();
         whole.saturating_sub(since.elapsed())
     }
+}
+
+/// A batch of background items from `first` on, without waiting: as many as fit
+/// `max_background_tokens` (at least one) and `max_batch_size`.
+fn background_batch<T, R>(
+    first: Entry<T, R>,
+    rx: &mut Inbox<T, R>,
+    config: &BatchConfig,
+) -> Vec<Entry<T, R>> {
+    let mut batch = vec![first];
+    while batch.len() < config.max_batch_size {
+        let Ok(next) = rx.try_next(true) else {
+            break;
+        };
+        if fits(&batch, &next, config.max_background_tokens) {
+            batch.push(next);
+        } else {
+            rx.hold_back(next);
+            break;
+        }
+    }
+    batch
 }
 
 /// Whether `next` joins without the padded cost (longest x count) passing the budget.

@@ -157,7 +157,11 @@ fn run_one<T, R, F>(
             xling_panic::message(&*panic)
         )),
     };
-    shared.wait.batch_ran(size, run_time);
+    // The per-item cost that admission and the wait read is a query's: background runs
+    // (long passages) would inflate it.
+    if !batch.first().is_some_and(|e| e.background) {
+        shared.wait.batch_ran(size, run_time);
+    }
     if let Some(split) = &shared.split {
         split.observe(size, longest, run_time);
     }

@@ -46,6 +46,7 @@ fn config(max_batch_size: usize, max_wait_ms: u64) -> BatchConfig {
         queue_capacity: 64,
         max_queue_wait: Duration::ZERO,
         max_batch_tokens: 0,
+        max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: false,
         split_by_length: true,
     }
@@ -223,4 +224,27 @@ async fn shutdown_answers_everything_admitted_then_refuses() {
         assert_eq!(ticket.await.unwrap().output, i * 2);
     }
     assert_eq!(batcher.submit(1, 1, None).err(), Some(BatchError::Closed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn background_work_yields_to_queries_and_runs_in_short_slices() {
+    // max_background_tokens is 512: two 300-token passages do not share a batch, two
+    // 100-token ones do; queries never share one with passages, and go first.
+    let (batcher, seen, _) = start(config(8, 0));
+    let background: Vec<_> = [(101, 300), (102, 300), (103, 100), (104, 100)]
+        .into_iter()
+        .map(|(item, tokens)| batcher.submit_background(item, tokens).unwrap())
+        .collect();
+    let queries: Vec<_> = [1, 2]
+        .into_iter()
+        .map(|i| batcher.submit(i, 5, None).unwrap())
+        .collect();
+    for ticket in queries.into_iter().chain(background) {
+        let done = ticket.await.unwrap();
+        assert_eq!(done.output % 2, 0);
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![vec![1, 2], vec![101], vec![102], vec![103, 104]]
+    );
 }

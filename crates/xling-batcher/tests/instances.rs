@@ -20,6 +20,7 @@ fn config(max_batch_size: usize, adaptive_wait: bool) -> BatchConfig {
         queue_capacity: 256,
         max_queue_wait: Duration::ZERO,
         max_batch_tokens: 0,
+        max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait,
         split_by_length: false,
     }

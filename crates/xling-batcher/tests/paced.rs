@@ -45,6 +45,7 @@ impl Encoder {
             queue_capacity: 64,
             max_queue_wait: Duration::ZERO,
             max_batch_tokens: 0,
+            max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
             adaptive_wait: adaptive,
             split_by_length: true,
         })
@@ -296,6 +297,7 @@ async fn the_queue_wait_budget_refuses_at_once_and_loses_nothing() {
         queue_capacity: 64,
         max_queue_wait: 30 * MS,
         max_batch_tokens: 0,
+        max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: false,
         split_by_length: true,
     });
@@ -342,6 +344,7 @@ async fn admission_learns_that_its_predictions_fall_short() {
         queue_capacity: 64,
         max_queue_wait: budget,
         max_batch_tokens: 4,
+        max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: false,
         split_by_length: false,
     });

@@ -91,6 +91,12 @@ pub struct Settings {
         D.max_batch_tokens,
     ))]
     pub max_batch_tokens: Option<usize>,
+    #[arg(long, env = "XLING_MAX_BACKGROUND_TOKENS", help = defaulted(
+        "Padded-token budget of one batch of upserted passages (the live index's background \
+         lane; one passage always fits): a query arriving while it runs waits for it.",
+        D.max_background_tokens,
+    ))]
+    pub max_background_tokens: Option<usize>,
     #[arg(long, env = "XLING_ADAPTIVE_WAIT", num_args = 0..=1, default_missing_value = "true",
           help = defaulted(
         "Adaptive wait: while the encoder is busy a batch collects until it is free; on an idle \
@@ -223,6 +229,7 @@ impl Settings {
             queue_capacity,
             max_queue_wait_ms,
             max_batch_tokens,
+            max_background_tokens,
             adaptive_wait,
             split_by_length,
             max_top_k,
@@ -315,6 +322,9 @@ impl Settings {
                     .max_queue_wait_ms
                     .map_or(D.max_queue_wait, Duration::from_millis),
                 max_batch_tokens: self.max_batch_tokens.unwrap_or(D.max_batch_tokens),
+                max_background_tokens: self
+                    .max_background_tokens
+                    .unwrap_or(D.max_background_tokens),
                 adaptive_wait: self.adaptive_wait.unwrap_or(D.adaptive_wait),
                 split_by_length: self.split_by_length.unwrap_or(D.split_by_length),
             },

@@ -45,6 +45,7 @@ pub fn configs() -> Vec<BatchConfig> {
         // No budget: every item submitted must be answered, refusals are failures here.
         max_queue_wait: Duration::ZERO,
         max_batch_tokens: tokens,
+        max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: adaptive,
         split_by_length: split,
     };
