@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::{index_dir, model_dir, repo, settings, TestServer};
+use common::{build_index_of, index_dir, model_dir, repo, settings, TestServer};
 use tonic::transport::Channel;
 use tonic::Code;
-use xling_encoder::{Encoder, EncoderOptions, Mode};
-use xling_index::{BuildParams, Corpus, EmbeddedCorpus, Index, Passage};
+use xling_index::{Corpus, Passage};
 use xling_proto::v1::admin_client::AdminClient;
 use xling_proto::v1::retrieval_client::RetrievalClient;
 use xling_proto::v1::{
@@ -203,27 +202,7 @@ fn renamed_index(out: &Path) {
             ..p.clone()
         })
         .collect();
-    let mut encoder = Encoder::load(&model_dir(), &EncoderOptions::default()).unwrap();
-    let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
-    let mut embeddings = Vec::new();
-    for chunk in texts.chunks(64) {
-        embeddings.extend(
-            encoder
-                .embed(chunk, Mode::Passage)
-                .unwrap()
-                .into_iter()
-                .flatten(),
-        );
-    }
-    let input = EmbeddedCorpus {
-        corpus: Corpus::from_passages(passages).unwrap(),
-        embeddings,
-        dim: encoder.manifest().dim,
-        model_id: encoder.manifest().id.clone(),
-        encode_seconds: 0.0,
-    };
-    let mut index = Index::build(input, &BuildParams::default(), &mut |_, _| {}).unwrap();
-    index.save(out, false).unwrap();
+    build_index_of(Corpus::from_passages(passages).unwrap(), &model_dir(), out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,6 +40,11 @@ pub fn index_dir() -> &'static Path {
 /// Embeds the demo corpus with the model in `model` and saves a real HNSW index to `out`.
 pub fn build_index(model: &Path, out: &Path) {
     let corpus = Corpus::load(&repo().join("data/demo/corpus.jsonl")).unwrap();
+    build_index_of(corpus, model, out);
+}
+
+/// Embeds `corpus` with the model in `model` and saves a real HNSW index to `out`.
+pub fn build_index_of(corpus: Corpus, model: &Path, out: &Path) {
     let mut encoder = Encoder::load(model, &EncoderOptions::default()).unwrap();
     let texts: Vec<&str> = corpus.passages().iter().map(|p| p.text.as_str()).collect();
     let mut embeddings = Vec::new();
