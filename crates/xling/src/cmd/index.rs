@@ -176,6 +176,7 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
                 intra_threads: args.graph.threads,
             };
             let encoder = Encoder::load(&model_dir, &options)
+                .map(Box::new)
                 .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
             tracing::info!(
                 passages = corpus.len(),

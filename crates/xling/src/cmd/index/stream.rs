@@ -54,7 +54,11 @@ pub struct StreamArgs {
 
 /// Where the vectors of rows that are not reused come from.
 pub enum Vectors {
-    Encoder { encoder: Encoder, batch_size: usize },
+    // Boxed: the encoder is large beside a file reader, and there is one `Vectors` per build.
+    Encoder {
+        encoder: Box<Encoder>,
+        batch_size: usize,
+    },
     File(NpyRows),
 }
 
