@@ -4,7 +4,8 @@
 //! encodes only what changed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use xling_index::Index;
 
@@ -16,27 +17,25 @@ fn demo_corpus() -> PathBuf {
     repo().join("data/demo/corpus.jsonl")
 }
 
-/// `xling index build` over `corpus` into `out` in chunks of 32 rows, one thread (so two
+/// `xling index build` over `corpus` into `out` in chunks of 32 rows (a checkpoint every
+/// 10,000 rows: only at `--stop-after` and at the end), one thread (so two
 /// builds of the same rows give the same bits), plus `extra`.
-fn build(corpus: &Path, out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xling"))
+fn command(corpus: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xling"));
+    command
         .args(["index", "build", "--corpus"])
         .arg(corpus)
         .arg("--model")
         .arg(repo().join("models/mt5-tiny"))
         .arg("--out")
         .arg(out)
-        .args([
-            "--threads",
-            "1",
-            "--chunk-size",
-            "32",
-            "--checkpoint-every",
-            "64",
-        ])
-        .args(extra)
-        .output()
-        .unwrap()
+        .args(["--threads", "1", "--chunk-size", "32"])
+        .args(extra);
+    command
+}
+
+fn build(corpus: &Path, out: &Path, extra: &[&str]) -> Output {
+    command(corpus, out, extra).output().unwrap()
 }
 
 /// The build's stdout, after checking that it succeeded.
@@ -123,6 +122,47 @@ fn a_stopped_build_resumes_to_the_same_index() {
         a == b,
         "the resumed index differs from the uninterrupted one"
     );
+}
+
+#[test]
+fn a_killed_build_resumes_from_its_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
+    // One passage per encoder batch throughout: batches pad, and padding moves the last bits.
+    let slow = ["--batch-size", "1"];
+    succeeded(build(&demo_corpus(), &whole, &slow));
+
+    // A checkpoint after every 32-row chunk: the build runs for a while after its first
+    // checkpoint, and SIGKILL lands somewhere in it.
+    let mut child = command(
+        &demo_corpus(),
+        &killed,
+        &["--checkpoint-every", "1", "--batch-size", "1"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let checkpoint = dir.path().join("killed.partial/checkpoint.json");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !checkpoint.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the build ended early");
+        assert!(Instant::now() < deadline, "no checkpoint within a minute");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!killed.exists(), "the build finished before it was killed");
+
+    let finished = succeeded(build(
+        &demo_corpus(),
+        &killed,
+        &["--resume", "--batch-size", "1"],
+    ));
+    let (reused, encoded, from_file, before) = counts(&finished);
+    assert!(before >= 32 && before % 32 == 0, "resumed at row {before}");
+    assert_eq!((reused, encoded, from_file), (0, 400 - before, 0));
+    assert!(rows(&whole) == rows(&killed), "the resumed index differs");
 }
 
 #[test]

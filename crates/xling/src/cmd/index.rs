@@ -232,8 +232,8 @@ fn print_sources(summary: &stream::Summary) {
         "  vectors: {} reused, {} encoded, {} from file (this run; {} rows written before it)",
         summary.reused, summary.encoded, summary.from_file, summary.resumed_at
     );
-    if let Some(stats) = summary.stats.as_ref().filter(|_| summary.encoded > 0) {
-        stats.print(summary.encoded);
+    if summary.encoded > 0 {
+        summary.stats.print(summary.encoded);
     }
 }
 

@@ -18,7 +18,7 @@ use anyhow::{ensure, Context};
 use xling_encoder::Encoder;
 use xling_index::{Corpus, Index, IndexManifest, IndexWriter, Passage, WriterSpec};
 
-use super::encode::{encode, prepare, EncodeStats};
+use super::encode::{encode, prepare, Chunk, EncodeStats};
 use super::npy::NpyRows;
 use super::Progress;
 
@@ -70,8 +70,8 @@ pub struct Summary {
     pub encoded: usize,
     pub reused: usize,
     pub from_file: usize,
-    /// With the encoder: what encoding cost.
-    pub stats: Option<EncodeStats>,
+    /// What encoding cost (nothing when nothing was encoded).
+    pub stats: EncodeStats,
     /// Rows durable when `--stop-after` stopped the build; `None` when it finished.
     pub stopped_at: Option<usize>,
     pub manifest: Option<IndexManifest>,
@@ -113,13 +113,13 @@ pub fn build(
         encoded: 0,
         reused: 0,
         from_file: 0,
-        stats: None,
+        stats: EncodeStats::new(0),
         stopped_at: None,
         manifest: None,
     };
     let tokenizer = match &mut vectors {
         Vectors::Encoder { encoder, .. } => {
-            summary.stats = Some(EncodeStats::new(encoder.manifest().max_length));
+            summary.stats = EncodeStats::new(encoder.manifest().max_length);
             Some(encoder.tokenizer().clone())
         }
         Vectors::File(file) => {
@@ -136,7 +136,7 @@ pub fn build(
     std::thread::scope(|scope| -> anyhow::Result<()> {
         // Capacity 0: the tokenizer thread holds at most one prepared chunk while the encoder
         // runs, so two chunks of token ids exist at a time.
-        let (send, receive) = sync_channel::<anyhow::Result<super::encode::Chunk>>(0);
+        let (send, receive) = sync_channel::<anyhow::Result<Chunk>>(0);
         if let Some(tokenizer) = &tokenizer {
             let (old, starts) = (old.as_ref(), &starts);
             scope.spawn(move || {
@@ -166,8 +166,8 @@ pub fn build(
                     let mut chunk = receive
                         .recv()
                         .context("the tokenizer thread stopped early")??;
-                    let stats = summary.stats.as_mut().expect("set with the encoder");
                     let reused = chunk.reused;
+                    let stats = &mut summary.stats;
                     summary.encoded += encode(encoder, *batch_size, &mut chunk, stats, &mut |n| {
                         progress.set(s + reused + n)
                     })?;
@@ -192,15 +192,15 @@ pub fn build(
         Ok(())
     })?;
     progress.finish();
-    if let Some(stats) = &mut summary.stats {
-        stats.seconds = started.elapsed().as_secs_f64();
+    if summary.encoded > 0 {
+        summary.stats.seconds = started.elapsed().as_secs_f64();
     }
     if summary.stopped_at.is_some() {
         return Ok(summary);
     }
     // All rows durable: a build killed while inserting resumes straight into `finish`.
     writer.checkpoint()?;
-    writer.set_encode_seconds(summary.stats.as_ref().map_or(0.0, |s| s.seconds));
+    writer.set_encode_seconds(summary.stats.seconds);
     // Neither the encoder nor the older index's graph is needed while the new graph is built.
     drop((vectors, old));
     let mut progress = Progress::new("inserting", total);
