@@ -6,7 +6,7 @@
 use anyhow::{ensure, Context};
 use rayon::prelude::*;
 use xling_encoder::{Encoder, Mode, TextTokenizer, Tokens};
-use xling_index::{Index, Passage};
+use xling_index::{Passage, StoredRows};
 
 /// What encoding cost, summed over chunks.
 pub struct EncodeStats {
@@ -60,7 +60,7 @@ pub struct Chunk {
 pub fn prepare(
     passages: &[Passage],
     dim: usize,
-    old: Option<&Index>,
+    old: Option<&StoredRows>,
     tokenizer: &TextTokenizer,
 ) -> anyhow::Result<Chunk> {
     let mut vectors = vec![0f32; passages.len() * dim];

@@ -7,7 +7,8 @@
 //! being encoded and the one a thread tokenizes meanwhile (a rendezvous channel: the thread
 //! waits with at most one chunk ready). The corpus texts are loaded whole (`Corpus::load`
 //! checks ids across the file and hashes it for the manifest): they are the one part that
-//! grows with the corpus. The written rows live in `DIR.partial/` until `finish` builds the
+//! grows with the corpus. The `--reuse` index is mapped ([`StoredRows`]: vectors, passages and
+//! id table, not its graph). The written rows live in `DIR.partial/` until `finish` builds the
 //! graph over them mapped.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context};
 use xling_encoder::Encoder;
-use xling_index::{Corpus, Index, IndexManifest, IndexWriter, Passage, WriterSpec};
+use xling_index::{Corpus, IndexManifest, IndexWriter, Passage, StoredRows, WriterSpec};
 
 use super::encode::{encode, prepare, Chunk, EncodeStats};
 use super::npy::NpyRows;
@@ -90,16 +91,11 @@ pub fn build(
     let dim = spec.dim;
     let passages = corpus.passages();
     let total = passages.len();
-    let old = match &args.reuse {
-        Some(dir) => {
-            let old = Index::load(dir)
-                .with_context(|| format!("cannot load the --reuse index {}", dir.display()))?;
-            old.check_model(&spec.model_id, dim)
-                .context("--reuse needs an index built by the same model")?;
-            Some(old)
-        }
-        None => None,
-    };
+    let old = args
+        .reuse
+        .as_deref()
+        .map(|dir| reusable(dir, &spec))
+        .transpose()?;
     let mut writer = IndexWriter::create(out, spec, args.resume)?;
     let start = writer.rows();
     if args.resume {
@@ -201,12 +197,30 @@ pub fn build(
     // All rows durable: a build killed while inserting resumes straight into `finish`.
     writer.checkpoint()?;
     writer.set_encode_seconds(summary.stats.seconds);
-    // Neither the encoder nor the older index's graph is needed while the new graph is built.
+    // The encoder's memory is free while the graph is built.
     drop((vectors, old));
     let mut progress = Progress::new("inserting", total);
     summary.manifest = Some(writer.finish(overwrite, &mut |done, _| progress.set(done))?);
     progress.finish();
     Ok(summary)
+}
+
+/// The rows of the `--reuse` index (its graph is not loaded), refused unless the same model
+/// made them.
+fn reusable(dir: &Path, spec: &WriterSpec) -> anyhow::Result<StoredRows> {
+    let (manifest, rows) = StoredRows::open(dir)
+        .with_context(|| format!("cannot open the --reuse index {}", dir.display()))?;
+    ensure!(
+        manifest.model_id == spec.model_id && manifest.dim == spec.dim,
+        "--reuse needs an index built by the same model: {} was built by {} (dim {}), this \
+         build uses {} (dim {})",
+        dir.display(),
+        manifest.model_id,
+        manifest.dim,
+        spec.model_id,
+        spec.dim
+    );
+    Ok(rows)
 }
 
 /// Checks that every row the partial build holds has this corpus's id in the same place.
