@@ -4,16 +4,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
-
 use crate::corpus::Passage;
 use crate::error::IndexError;
 use crate::graph::MappedGraph;
-use crate::passages::PassageStore;
-use crate::store::{
-    f32_rows, map_file, parent_of, place, IndexManifest, LANGUAGES_FILE, MANIFEST_FILE,
-    VECTORS_FILE,
-};
+use crate::rows::StoredRows;
+use crate::store::{parent_of, place, IndexManifest, LANGUAGES_FILE, MANIFEST_FILE};
 
 /// Default of [`Index::set_exact_subset_max`]: when the passages a query may return (the whole
 /// index, or the languages of its filter) number at most this many, an exact scan answers it.
@@ -36,12 +31,11 @@ pub struct Index {
     /// Where its files are (`dir`, or a scratch folder for an index built in memory).
     files_dir: PathBuf,
     pub(crate) manifest: IndexManifest,
-    /// `vectors.f32`: `count x dim`, slot order.
-    vectors: Mmap,
+    /// The mapped `vectors.f32` and passages.
+    rows: StoredRows,
     /// The per-dimension int8 scales, when the walk is quantized (the int8 rows it walks are
     /// the graph's own mapped points; `vectors.i8` is not read at serve time).
     scale: Option<Vec<f32>>,
-    store: PassageStore,
     pub(crate) graph: MappedGraph,
     pub(crate) languages: LanguageSlots,
     /// See [`Index::set_exact_subset_max`].
@@ -120,9 +114,7 @@ impl Index {
     }
 
     fn open(dir: &Path, scratch: Option<tempfile::TempDir>) -> Result<Index, IndexError> {
-        let manifest = IndexManifest::read(dir)?;
-        manifest.check_sizes(dir)?;
-        let vectors = map_file(&dir.join(VECTORS_FILE))?;
+        let (manifest, rows) = StoredRows::open(dir)?;
         let scale = match &manifest.quantization {
             Some(q) if q.kind == "int8" && q.scale.len() == manifest.dim => Some(q.scale.clone()),
             Some(q) => {
@@ -133,7 +125,6 @@ impl Index {
             }
             None => None,
         };
-        let store = PassageStore::open(dir, manifest.count)?;
         let languages = LanguageSlots::load(dir, &manifest)?;
         let graph = MappedGraph::load(
             dir,
@@ -145,9 +136,8 @@ impl Index {
             dir: scratch.is_none().then(|| dir.to_path_buf()),
             files_dir: dir.to_path_buf(),
             manifest,
-            vectors,
+            rows,
             scale,
-            store,
             graph,
             languages,
             exact_subset_max: DEFAULT_EXACT_SUBSET_MAX,
@@ -250,7 +240,7 @@ impl Index {
 
     /// Every stored embedding, `len() x dim()` values in slot order (mapped, not in RAM).
     pub fn embeddings(&self) -> &[f32] {
-        f32_rows(&self.vectors)
+        self.rows.embeddings()
     }
 
     /// Every passage in slot order, each decoded from the mapped store as it is reached.
@@ -261,12 +251,12 @@ impl Index {
     /// The passage in `slot` (slots come from [`crate::Hit`]); `None` when out of range.
     /// Owned: decoded from the mapped store on each call.
     pub fn passage(&self, slot: u32) -> Option<Passage> {
-        self.store.passage(slot)
+        self.rows.passage(slot)
     }
 
     /// The slot of the passage with this id (binary search of `ids.idx` on the map).
     pub fn slot_of(&self, id: &str) -> Option<u32> {
-        self.store.slot_of(id)
+        self.rows.slot_of(id)
     }
 
     /// Passages per language code.
@@ -276,9 +266,7 @@ impl Index {
 
     /// The stored embedding of `slot`.
     pub fn embedding(&self, slot: u32) -> Option<&[f32]> {
-        let dim = self.manifest.dim;
-        let start = slot as usize * dim;
-        self.embeddings().get(start..start + dim)
+        self.rows.embedding(slot)
     }
 
     /// The int8 scales of a quantized index.
@@ -298,6 +286,6 @@ impl Index {
     pub fn bytes_mapped(&self) -> u64 {
         let data = &self.manifest.hnsw_files()[1];
         let data = self.manifest.files.get(data).map_or(0, |f| f.bytes);
-        self.vectors.len() as u64 + self.store.mapped_bytes() + data
+        self.rows.mapped_bytes() + data
     }
 }

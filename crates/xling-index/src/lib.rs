@@ -22,6 +22,8 @@
 //!   what hnsw_rs forces on memory).
 //! - `quant`    — per-dimension int8 scalar quantization.
 //! - `passages` — the mapped passage store and id table.
+//! - `rows`     — [`StoredRows`]: a folder's mapped vectors and passages without the graph
+//!   (what [`Index`] serves from; `index build --reuse` reads only them).
 //! - `index`    — [`Index`]: load (sizes checked, files mapped), verify (SHA-256), save,
 //!   accessors, the exact-scan threshold ([`DEFAULT_EXACT_SUBSET_MAX`]).
 //! - `search`   — [`Hit`], [`Index::search`] (HNSW, language filter), [`Index::exact_search`].
@@ -42,6 +44,7 @@ mod lang;
 mod live;
 mod passages;
 mod quant;
+mod rows;
 mod search;
 mod slots;
 mod store;
@@ -57,6 +60,7 @@ pub use lang::is_iso639_1;
 pub use live::{
     CompactionPolicy, LiveIndex, LiveStats, Op, Wal, Writable, Written, WAL_DIR, WAL_FILE,
 };
+pub use rows::StoredRows;
 pub use search::{default_ef, Hit, Plan, EF_PER_RESULT};
 pub use slots::SlotSet;
 pub use store::{

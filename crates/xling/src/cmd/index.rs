@@ -1,4 +1,5 @@
-//! `xling index build`: embed a JSON Lines corpus and write an HNSW index folder;
+//! `xling index build`: embed a JSON Lines corpus and write an HNSW index folder (streamed:
+//! module `stream`), or upload it to Qdrant;
 //! `xling index rebuild`: a new graph over an index's stored embeddings (no re-encoding);
 //! `xling index info`: load an index folder and print what it holds;
 //! `xling index verify`: check every file's SHA-256;
@@ -6,8 +7,10 @@
 
 mod bench;
 mod embeddings;
+mod encode;
 mod npy;
 mod qdrant;
+mod stream;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -15,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use xling_encoder::{Device, Encoder, EncoderOptions, Manifest, Mode, Tokens};
-use xling_index::{BuildParams, Corpus, Index, IndexManifest, IndexWriter, Quantize, WriterSpec};
+use xling_encoder::{Device, Encoder, EncoderOptions, Manifest};
+use xling_index::{BuildParams, Corpus, Index, IndexManifest, Quantize, WriterSpec};
 
 /// How often a non-terminal run logs its progress.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -71,6 +74,8 @@ pub struct BuildArgs {
     qdrant: qdrant::QdrantArgs,
     #[command(flatten)]
     precomputed: embeddings::EmbeddingsArgs,
+    #[command(flatten)]
+    stream: stream::StreamArgs,
 }
 
 #[derive(clap::Args)]
@@ -159,18 +164,19 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
     let corpus = Corpus::load(&args.corpus)?;
     let model_dir = args
         .model
+        .clone()
         .unwrap_or_else(|| xling_encoder::xling_home().join("models/multilingual-e5-small"));
     let manifest = Manifest::load(&model_dir)
         .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
-    let (embeddings, stats) = match args.precomputed.open(corpus.len(), manifest.dim)? {
-        Some(file) => (file.read_all_unit()?, None),
+    let vectors = match args.precomputed.open(corpus.len(), manifest.dim)? {
+        Some(file) => stream::Vectors::File(file),
         None => {
             let options = EncoderOptions {
                 device: args.device,
                 intra_threads: args.graph.threads,
             };
-            // Dropped at the end of this arm: its memory is free before the graph is built.
-            let mut encoder = Encoder::load(&model_dir, &options)
+            let encoder = Encoder::load(&model_dir, &options)
+                .map(Box::new)
                 .with_context(|| format!("cannot load the model in {}", model_dir.display()))?;
             tracing::info!(
                 passages = corpus.len(),
@@ -178,28 +184,14 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
                 device = %args.device,
                 "encoding corpus"
             );
-            let (embeddings, stats) = encode(&mut encoder, &corpus, args.batch_size)?;
-            (embeddings, Some(stats))
+            stream::Vectors::Encoder {
+                encoder,
+                batch_size: args.batch_size,
+            }
         }
     };
-    let print_source = |passages: usize| match (&stats, &args.precomputed.embeddings) {
-        (Some(stats), _) => print_encode_stats(stats, passages),
-        (None, Some(path)) => println!("  vectors: {passages} rows from {}", path.display()),
-        (None, None) => {}
-    };
-    let Some(out) = args.out else {
-        print_source(corpus.len());
-        let source = qdrant::Source {
-            passages: corpus.passages(),
-            embeddings: &embeddings,
-            model_id: &manifest.id,
-            dim: manifest.dim,
-            corpus_sha256: corpus.sha256(),
-        };
-        return args
-            .qdrant
-            .target
-            .upload(&source, (params.m, params.ef_construction), args.force);
+    let Some(out) = &args.out else {
+        return upload(&args, &corpus, &manifest, vectors);
     };
     let spec = WriterSpec {
         model_id: manifest.id.clone(),
@@ -208,17 +200,20 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         quantize: quantize(args.qdrant.target.quantize.as_deref().unwrap_or("none")),
         corpus_sha256: corpus.sha256().to_string(),
     };
-    let mut writer = IndexWriter::create(&out, spec, false)?;
-    writer.set_encode_seconds(stats.as_ref().map_or(0.0, |s| s.seconds));
-    writer.append(corpus.passages(), &embeddings)?;
-    drop(embeddings);
-    let mut progress = Progress::new("inserting", corpus.len());
-    let manifest = writer.finish(args.force, &mut |done, _| progress.set(done))?;
-    progress.finish();
-    let manifest = &manifest;
+    let summary = stream::build(&corpus, out, spec, vectors, &args.stream, args.force)?;
+    let Some(manifest) = &summary.manifest else {
+        let rows = summary.stopped_at.unwrap_or(summary.resumed_at);
+        println!(
+            "stopped with {rows} of {} rows durable in {}.partial (--stop-after); finish with --resume",
+            corpus.len(),
+            out.display()
+        );
+        print_sources(&summary);
+        return Ok(());
+    };
     let rate = |secs: f64| manifest.count as f64 / secs.max(1e-9);
     println!("index written to {}", out.display());
-    print_source(manifest.count);
+    print_sources(&summary);
     println!(
         "  insert: {:.1} s, {:.1} passages/s (m {}, ef_construction {})",
         manifest.build_seconds,
@@ -227,8 +222,57 @@ fn build(args: BuildArgs) -> anyhow::Result<()> {
         manifest.ef_construction
     );
     println!("  total:  {:.1} s", started.elapsed().as_secs_f64());
-    print_manifest(&out, manifest);
+    print_manifest(out, manifest);
     Ok(())
+}
+
+/// Where a streaming build's rows got their vectors (the tests read this line).
+fn print_sources(summary: &stream::Summary) {
+    println!(
+        "  vectors: {} reused, {} encoded, {} from file (this run; {} rows written before it)",
+        summary.reused, summary.encoded, summary.from_file, summary.resumed_at
+    );
+    if summary.encoded > 0 {
+        summary.stats.print(summary.encoded);
+    }
+}
+
+/// `--to-qdrant`: every vector in memory, then the upload.
+fn upload(
+    args: &BuildArgs,
+    corpus: &Corpus,
+    manifest: &Manifest,
+    vectors: stream::Vectors,
+) -> anyhow::Result<()> {
+    let embeddings = match vectors {
+        stream::Vectors::File(file) => {
+            let embeddings = file.read_all_unit()?;
+            if let Some(path) = &args.precomputed.embeddings {
+                println!("  vectors: {} rows from {}", corpus.len(), path.display());
+            }
+            embeddings
+        }
+        stream::Vectors::Encoder {
+            mut encoder,
+            batch_size,
+        } => {
+            let (embeddings, stats) =
+                encode::encode_all(&mut encoder, corpus.passages(), batch_size)?;
+            stats.print(corpus.len());
+            embeddings
+        }
+    };
+    let source = qdrant::Source {
+        passages: corpus.passages(),
+        embeddings: &embeddings,
+        model_id: &manifest.id,
+        dim: manifest.dim,
+        corpus_sha256: corpus.sha256(),
+    };
+    let params = args.graph.params();
+    args.qdrant
+        .target
+        .upload(&source, (params.m, params.ef_construction), args.force)
 }
 
 fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
@@ -263,93 +307,25 @@ fn quantize(value: &str) -> Quantize {
     }
 }
 
-/// What encoding the corpus cost.
-struct EncodeStats {
-    seconds: f64,
-    /// Real tokens, and tokens including padding, over all batches.
-    tokens: usize,
-    padded_tokens: usize,
-    truncated: usize,
-    max_length: usize,
-}
-
-/// Embeds every passage (passage prefix) in batches of similar length; rows in corpus order.
-fn encode(
-    encoder: &mut Encoder,
-    corpus: &Corpus,
-    batch_size: usize,
-) -> anyhow::Result<(Vec<f32>, EncodeStats)> {
-    let started = Instant::now();
-    let tokenizer = encoder.tokenizer().clone();
-    let tokens = corpus
-        .passages()
-        .iter()
-        .map(|p| {
-            tokenizer
-                .tokenize(&p.text, Mode::Passage)
-                .with_context(|| format!("cannot tokenize passage `{}`", p.id))
-        })
-        .collect::<anyhow::Result<Vec<Tokens>>>()?;
-    // Longest first: batches pad only to their own longest member, and a memory problem
-    // shows up in the first batch rather than at the end.
-    let mut order: Vec<usize> = (0..tokens.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(tokens[i].len()));
-
-    let dim = encoder.manifest().dim;
-    let mut embeddings = vec![0f32; tokens.len() * dim];
-    let mut stats = EncodeStats {
-        seconds: 0.0,
-        tokens: tokens.iter().map(Tokens::len).sum(),
-        padded_tokens: 0,
-        truncated: tokens.iter().filter(|t| t.truncated).count(),
-        max_length: encoder.manifest().max_length,
-    };
-    let mut progress = Progress::new("encoding", tokens.len());
-    let mut done = 0;
-    for slots in order.chunks(batch_size) {
-        let batch: Vec<&Tokens> = slots.iter().map(|&i| &tokens[i]).collect();
-        stats.padded_tokens += batch.len() * batch.iter().map(|t| t.len()).max().unwrap_or(0);
-        let rows = encoder.encode(&batch)?;
-        anyhow::ensure!(
-            rows.len() == slots.len() && rows.iter().all(|r| r.len() == dim),
-            "the encoder returned {} rows for {} passages (dim {dim})",
-            rows.len(),
-            slots.len()
-        );
-        for (&slot, row) in slots.iter().zip(rows) {
-            embeddings[slot * dim..(slot + 1) * dim].copy_from_slice(&row);
-        }
-        done += slots.len();
-        progress.set(done);
-    }
-    progress.finish();
-    stats.seconds = started.elapsed().as_secs_f64();
-    Ok((embeddings, stats))
-}
-
-fn print_encode_stats(stats: &EncodeStats, passages: usize) {
-    println!(
-        "  encode: {:.1} s, {:.1} passages/s, {:.0} tokens/s, {:.0}% of padded tokens real, {} truncated to {} tokens",
-        stats.seconds,
-        passages as f64 / stats.seconds.max(1e-9),
-        stats.tokens as f64 / stats.seconds.max(1e-9),
-        100.0 * stats.tokens as f64 / stats.padded_tokens.max(1) as f64,
-        stats.truncated,
-        stats.max_length,
-    );
-}
-
-/// A progress bar with rate and ETA on a terminal; a log line every [`LOG_EVERY`] otherwise.
+/// A progress bar with rate and ETA on a terminal; a log line every [`LOG_EVERY`] otherwise
+/// (a log file or CI gets a line now and then, not a redrawn bar).
 struct Progress {
     bar: Option<ProgressBar>,
     what: &'static str,
     total: usize,
+    /// Rows done before this run (a resumed build): not part of its rate.
+    start: usize,
     started: Instant,
     last_log: Instant,
 }
 
 impl Progress {
     fn new(what: &'static str, total: usize) -> Progress {
+        Progress::resumed(what, total, 0)
+    }
+
+    /// Starts at `start` of `total` done; rate and ETA count only what follows.
+    fn resumed(what: &'static str, total: usize, start: usize) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(total as u64);
             let style = ProgressStyle::with_template(
@@ -359,6 +335,8 @@ impl Progress {
             .progress_chars("=> ");
             bar.set_style(style);
             bar.set_message(what);
+            bar.set_position(start as u64);
+            bar.reset_eta();
             bar
         });
         let now = Instant::now();
@@ -366,6 +344,7 @@ impl Progress {
             bar,
             what,
             total,
+            start,
             started: now,
             last_log: now,
         }
@@ -381,7 +360,7 @@ impl Progress {
         }
         self.last_log = Instant::now();
         let elapsed = self.started.elapsed().as_secs_f64();
-        let rate = done as f64 / elapsed.max(1e-9);
+        let rate = done.saturating_sub(self.start) as f64 / elapsed.max(1e-9);
         let eta = (self.total - done.min(self.total)) as f64 / rate.max(1e-9);
         tracing::info!(
             "{} {done}/{} passages, {rate:.1}/s, ETA {eta:.0} s",

@@ -162,4 +162,30 @@ mod tests {
             assert_eq!(hits[0].slot, slot);
         }
     }
+
+    #[test]
+    fn streams_a_file_in_chunks_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = xling_index::Corpus::load(&repo().join("data/demo/corpus.jsonl")).unwrap();
+        let dim = xling_encoder::Manifest::load(&repo().join("models/mt5-tiny"))
+            .unwrap()
+            .dim;
+        let file = dir.path().join("v.npy");
+        let out = dir.path().join("index");
+        npy::write(&file, &vectors(corpus.len(), dim), dim).unwrap();
+        // Chunks of 7 rows: the run stops at row 56 and the resumed run seeks the file there
+        // (a wrong seek puts other vectors into rows 56..).
+        let small = ["--chunk-size", "7", "--checkpoint-every", "20"];
+        build_with(&file, &out, &[&small[..], &["--stop-after", "50"]].concat()).unwrap();
+        assert!(!out.exists(), "stopped before finishing");
+        build_with(&file, &out, &[&small[..], &["--resume"]].concat()).unwrap();
+
+        // What the in-memory path stored: the whole file read at once, normalized.
+        let expected = NpyRows::open(&file).unwrap().read_all_unit().unwrap();
+        let index = Index::load(&out).unwrap();
+        assert!(index.embeddings() == expected.as_slice());
+        let ids: Vec<String> = index.passages_iter().map(|p| p.id).collect();
+        let corpus_ids: Vec<String> = corpus.passages().iter().map(|p| p.id.clone()).collect();
+        assert_eq!(ids, corpus_ids);
+    }
 }

@@ -4,7 +4,7 @@
 //! one short Python dict literal, and only three keys matter.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context};
@@ -15,6 +15,8 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 pub struct NpyRows {
     path: PathBuf,
     reader: BufReader<File>,
+    /// Byte offset of row 0 (the header's length).
+    data_start: u64,
     rows: usize,
     dim: usize,
     next: usize,
@@ -41,6 +43,7 @@ impl NpyRows {
         Ok(NpyRows {
             path: path.to_path_buf(),
             reader,
+            data_start: header_len as u64,
             rows,
             dim,
             next: 0,
@@ -53,6 +56,22 @@ impl NpyRows {
 
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Makes `row` the next row read (a resumed build continues at its checkpoint).
+    pub fn seek_row(&mut self, row: usize) -> anyhow::Result<()> {
+        ensure!(
+            row <= self.rows,
+            "{}: row {row} is past its {} rows",
+            self.path.display(),
+            self.rows
+        );
+        let at = self.data_start + row as u64 * self.dim as u64 * 4;
+        self.reader
+            .seek(SeekFrom::Start(at))
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        self.next = row;
+        Ok(())
     }
 
     /// Appends the next `n` rows (fewer at the end) to `out`, each scaled to unit length (the
@@ -228,6 +247,34 @@ mod tests {
             err.to_string().contains("row 2 is a zero or non-finite"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn seeks_to_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.npy");
+        // Row i is the unit vector along axis i: every row tells where the reader was.
+        let values: Vec<f32> = (0..4)
+            .flat_map(|i| (0..4).map(move |j| if i == j { 2.0 } else { 0.0 }))
+            .collect();
+        write(&path, &values, 4).unwrap();
+        let mut rows = NpyRows::open(&path).unwrap();
+        let mut out = Vec::new();
+        rows.read_unit(1, &mut out).unwrap();
+        rows.seek_row(2).unwrap();
+        assert_eq!(rows.read_unit(10, &mut out).unwrap(), 2);
+        assert_eq!(
+            out,
+            [
+                [1.0, 0.0, 0.0, 0.0],
+                [0.0, 0.0, 1.0, 0.0],
+                [0.0, 0.0, 0.0, 1.0]
+            ]
+            .concat()
+        );
+        rows.seek_row(4).unwrap();
+        assert_eq!(rows.read_unit(1, &mut out).unwrap(), 0);
+        assert!(rows.seek_row(5).is_err());
     }
 
     #[test]
