@@ -126,7 +126,12 @@ def child(lib, data, path):
     # hnswlib's Python filter callback is slow: fewer queries and efs there.
     nq = len(queries) if lib == "faiss" else 200
     for ef in [16, 64, 256]:
-        found, secs = search(lib, index, queries[:nq], k, ef, rows)
+        try:
+            found, secs = search(lib, index, queries[:nq], k, ef, rows)
+        except RuntimeError as e:
+            # hnswlib raises when a filtered walk ends with fewer than k hits.
+            rare.append({"ef": ef, "error": str(e)})
+            continue
         rare.append({"ef": ef, "recall": recall(found, gt_rare[:nq]), "qps": nq / secs})
     print(
         json.dumps(
@@ -180,7 +185,7 @@ def main():
                 str(path),
             ],
             check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,  # stderr passes through: a failing child says why
             text=True,
         ).stdout
         result = json.loads(out)

@@ -8,6 +8,7 @@
 # XQuAD-R sentences and questions with multilingual-e5-small; make_data.py grows them to N rows.
 # Results: $BENCH_DATA/results-N/*.{json,txt}. Heavy: run it under
 #   flock /work/notes/cpu-heavy.lock load-tests/index-bench/run.sh N
+# REUSE_BUILD=1 keeps the xling index (and its build figures) of an earlier run of the same N.
 set -euo pipefail
 N=${1:?usage: run.sh N}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,13 +27,17 @@ mkdir -p "$out" "$work"
   "$py" "$here/embed_xquad.py" "$repo/../shared/data/xquad-r" "$model" "$root/xquad"
 [ -f "$data/gt_rare.npy" ] || "$py" "$here/make_data.py" "$root/xquad" "$data" "$N"
 
-echo "== xling build (m $M, ef_construction $EFC, threads $THREADS)"
-/usr/bin/time -f "peak_rss_kib %M wall_s %e" -o "$out/xling-build.time" \
-  "$xling" index build --corpus "$data/corpus.jsonl" --embeddings "$data/vectors.npy" \
-  --model "$model" --out "$work/xling" --force --m "$M" --ef-construction "$EFC" \
-  --threads "$THREADS" | tee "$out/xling-build.txt"
+if [ "${REUSE_BUILD:-0}" = 1 ] && [ -f "$out/xling-build.time" ]; then
+  echo "== xling build: kept from the earlier run (REUSE_BUILD=1)"
+else
+  echo "== xling build (m $M, ef_construction $EFC, threads $THREADS)"
+  /usr/bin/time -f "peak_rss_kib %M wall_s %e" -o "$out/xling-build.time" \
+    "$xling" index build --corpus "$data/corpus.jsonl" --embeddings "$data/vectors.npy" \
+    --model "$model" --out "$work/xling" --force --m "$M" --ef-construction "$EFC" \
+    --threads "$THREADS" | tee "$out/xling-build.txt"
+  du -sb "$work/xling" | tee "$out/xling-disk.txt"
+fi
 cat "$out/xling-build.time"
-du -sb "$work/xling" | tee "$out/xling-disk.txt"
 
 echo "== xling search on 1 thread (graph always walked: --exact-max 0)"
 taskset -c 0 "$xling" index bench "$work/xling" --query-vectors "$data/queries.npy" \

@@ -1,6 +1,7 @@
 //! Approximate (HNSW) and exact search, both with an optional language filter.
 
 use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 use hnsw_rs::hnsw::Neighbour;
 
@@ -242,25 +243,26 @@ impl Index {
         mask: Option<&[bool]>,
         removed: Option<&SlotSet>,
     ) -> Vec<Hit> {
-        let mut hits: Vec<Hit> = self
+        // A bounded heap, not every row's score: a scan of 1M rows keeps k hits, not 8 MB.
+        let mut best = BinaryHeap::with_capacity(k + 1);
+        let slots = self
             .languages
             .slots
             .iter()
             .enumerate()
             .filter(|(lang, _)| mask.is_none_or(|m| m[*lang]))
             .flat_map(|(_, slots)| slots.iter().copied())
-            .filter(|&slot| removed.is_none_or(|r| !r.contains(slot)))
-            .map(|slot| Hit {
+            .filter(|&slot| removed.is_none_or(|r| !r.contains(slot)));
+        for slot in slots {
+            best.push(Ranked(Hit {
                 slot,
                 score: score(query, self.row(slot)),
-            })
-            .collect();
-        if k < hits.len() {
-            hits.select_nth_unstable_by(k, best_first);
-            hits.truncate(k);
+            }));
+            if best.len() > k {
+                best.pop();
+            }
         }
-        hits.sort_unstable_by(best_first);
-        hits
+        best.into_sorted_vec().into_iter().map(|r| r.0).collect()
     }
 
     fn row(&self, slot: u32) -> &[f32] {
@@ -300,6 +302,29 @@ impl Index {
 fn best_first(a: &Hit, b: &Hit) -> Ordering {
     b.score.total_cmp(&a.score).then(a.slot.cmp(&b.slot))
 }
+
+/// A hit ordered best first, so that a max-heap of them pops the worst.
+struct Ranked(Hit);
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        best_first(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
 
 fn to_hits(neighbours: Vec<Neighbour>) -> Vec<Hit> {
     neighbours
