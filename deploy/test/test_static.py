@@ -27,7 +27,8 @@ CONTRACT_METRICS = [
     "xling_index_passages", "xling_batch_max_wait_seconds", "xling_build_info",
     "xling_batches_split_total",
     "xling_index_generation", "xling_index_pending_log_records", "xling_index_delta_passages",
-    "xling_index_tombstones", "xling_index_compactions_total", "xling_passages_written_total",
+    "xling_index_tombstones", "xling_index_compactions_total",
+    "xling_index_compaction_failures_total", "xling_passages_written_total",
     "process_cpu_seconds_total", "process_resident_memory_bytes",
 ]
 

@@ -188,3 +188,53 @@ fn swap_serves_the_new_folder_and_a_failed_swap_keeps_the_old() {
         149
     );
 }
+
+#[test]
+fn a_failed_compaction_waits_before_the_next_and_loses_no_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = folder(dir.path(), 200);
+    let policy = CompactionPolicy {
+        max_changes: 3,
+        max_share: 0.0,
+        threads: 1,
+        exact_subset_max: None,
+    };
+    let live = LiveIndex::open(&path, policy).unwrap();
+    // The swap-in moves the served folder aside to this name; a non-empty folder there makes
+    // every compaction fail at that step.
+    let blocker = dir.path().join("index-200.compacted-old");
+    std::fs::create_dir_all(&blocker).unwrap();
+    std::fs::write(blocker.join("keep"), b"x").unwrap();
+    let vectors = unit_vectors(20, DIM, 5);
+    let upsert = |i: usize| {
+        let v = vectors[i * DIM..(i + 1) * DIM].to_vec();
+        live.upsert(vec![passage(&format!("n{i}"))], v).unwrap();
+    };
+    (0..3).for_each(upsert);
+    let started = Instant::now();
+    while live.stats().compaction_failures == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no compaction ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every later write is past the threshold too; none may start another attempt yet (one
+    // would fail again well within these 3 s: the first took less).
+    (3..20).for_each(upsert);
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = live.stats();
+    assert_eq!(
+        (stats.compaction_failures, stats.compactions),
+        (1, 0),
+        "{stats:?}"
+    );
+    assert!(!dir.path().join("index-200.compacting").exists());
+    assert_eq!(live.describe().passages, 220);
+    for i in 0..20 {
+        assert_eq!(
+            ids(&live, &vectors[i * DIM..(i + 1) * DIM], 1),
+            [format!("n{i}")]
+        );
+    }
+}

@@ -40,6 +40,7 @@ pub const INDEX_PENDING_LOG: &str = "xling_index_pending_log_records";
 pub const INDEX_DELTA: &str = "xling_index_delta_passages";
 pub const INDEX_TOMBSTONES: &str = "xling_index_tombstones";
 pub const INDEX_COMPACTIONS: &str = "xling_index_compactions_total";
+pub const INDEX_COMPACTION_FAILURES: &str = "xling_index_compaction_failures_total";
 pub const PASSAGES_WRITTEN: &str = "xling_passages_written_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -170,6 +171,10 @@ fn describe() {
     );
     describe_counter!(INDEX_COMPACTIONS, "Compactions swapped in since start.");
     describe_counter!(
+        INDEX_COMPACTION_FAILURES,
+        "Compactions that failed since start (the writes stay in the log; retried after a pause)."
+    );
+    describe_counter!(
         PASSAGES_WRITTEN,
         "Passages upserted or deleted through the Admin service, by op."
     );
@@ -205,6 +210,7 @@ fn zero_counters() {
         ENCODER_FAILURES,
         BATCHES_SPLIT,
         INDEX_COMPACTIONS,
+        INDEX_COMPACTION_FAILURES,
     ] {
         counter!(name).absolute(0);
     }
@@ -286,6 +292,7 @@ pub fn live_index(stats: &xling_index::LiveStats) {
     gauge!(INDEX_DELTA).set(stats.delta as f64);
     gauge!(INDEX_TOMBSTONES).set(stats.tombstones as f64);
     counter!(INDEX_COMPACTIONS).absolute(stats.compactions);
+    counter!(INDEX_COMPACTION_FAILURES).absolute(stats.compaction_failures);
 }
 
 /// Passages an acknowledged Upsert (`op` "upsert") or Delete ("delete") changed.

@@ -112,7 +112,12 @@ pub(crate) fn spawn(live: Arc<LiveIndex>) {
                 ),
                 Ok(false) => tracing::info!("compaction dropped: the index was swapped meanwhile"),
                 Err(e) => {
-                    tracing::warn!(error = %e, "compaction failed; the writes stay in the log")
+                    let pause = live.compaction_failed();
+                    tracing::warn!(
+                        error = %e,
+                        retry_in_s = pause.as_secs(),
+                        "compaction failed; the writes stay in the log"
+                    )
                 }
             }
             // `run` ended the carry list itself, under the writer lock: clearing it here
@@ -146,7 +151,10 @@ fn run(live: &LiveIndex) -> Result<bool, IndexError> {
     }
     drop(wal);
     let old = replaced(&dir);
-    std::fs::rename(&dir, &old).map_err(|e| IndexError::io(&dir, e))?;
+    if let Err(e) = std::fs::rename(&dir, &old) {
+        let _ = std::fs::remove_dir_all(&new); // a failed compaction leaves no copy behind
+        return Err(IndexError::io(&dir, e));
+    }
     if let Err(e) = std::fs::rename(&new, &dir) {
         let _ = std::fs::rename(&old, &dir);
         return Err(IndexError::io(&dir, e));
@@ -162,7 +170,10 @@ fn run(live: &LiveIndex) -> Result<bool, IndexError> {
     }
     // Counted only once the replaced folder is gone, so a caller that sees the count also
     // sees the disk tidy.
-    live.writer().compactions += 1;
+    let mut writer = live.writer();
+    writer.compactions += 1;
+    writer.failures = 0;
+    writer.retry_at = None;
     Ok(true)
 }
 

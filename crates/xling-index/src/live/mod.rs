@@ -23,7 +23,11 @@ mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The first pause after a failed compaction, and the longest.
+const COMPACTION_RETRY: Duration = Duration::from_secs(30);
+const MAX_RETRY: Duration = Duration::from_secs(15 * 60);
 
 pub use compaction::CompactionPolicy;
 pub use wal::{Op, Replayed, Wal, WAL_DIR, WAL_FILE};
@@ -74,6 +78,8 @@ pub struct LiveStats {
     pub tombstones: usize,
     /// Compactions finished since start.
     pub compactions: u64,
+    /// Compactions that failed since start (each retried after a growing pause).
+    pub compaction_failures: u64,
 }
 
 /// An index folder served with writes on top (see the module docs).
@@ -98,6 +104,11 @@ struct Writer {
     compactions: u64,
     /// While a compaction builds: the writes made since its snapshot, to apply to its result.
     carry: Option<Vec<Op>>,
+    /// Failures in a row, and when the next compaction may start: a compaction that fails
+    /// (disk full, say) is not restarted by every following write.
+    failures: u32,
+    failures_total: u64,
+    retry_at: Option<Instant>,
 }
 
 impl LiveIndex {
@@ -114,6 +125,9 @@ impl LiveIndex {
                 records,
                 generation: records as u64,
                 compactions: 0,
+                failures: 0,
+                failures_total: 0,
+                retry_at: None,
                 carry: None,
             }),
             info: RwLock::new(Arc::default()),
@@ -157,15 +171,16 @@ impl LiveIndex {
             generation: writer.generation,
             changed: applied.changed,
         };
-        let start = writer.carry.is_none() && {
-            let generation = self.generation();
-            let w = generation.writes();
-            self.policy.due(
-                generation.base.index().len(),
-                w.delta.len(),
-                w.tombstones.len(),
-            )
-        };
+        let start =
+            writer.carry.is_none() && writer.retry_at.is_none_or(|t| Instant::now() >= t) && {
+                let generation = self.generation();
+                let w = generation.writes();
+                self.policy.due(
+                    generation.base.index().len(),
+                    w.delta.len(),
+                    w.tombstones.len(),
+                )
+            };
         if start {
             writer.carry = Some(Vec::new());
             drop(writer);
@@ -174,6 +189,17 @@ impl LiveIndex {
             }
         }
         Ok(written)
+    }
+
+    /// Counts a failed compaction and returns the pause before the next may start: 30 s,
+    /// doubling with each failure in a row, at most 15 minutes.
+    fn compaction_failed(&self) -> Duration {
+        let mut writer = self.writer();
+        writer.failures += 1;
+        writer.failures_total += 1;
+        let pause = (COMPACTION_RETRY * 2u32.pow(writer.failures.min(16) - 1)).min(MAX_RETRY);
+        writer.retry_at = Some(Instant::now() + pause);
+        pause
     }
 
     /// Installs `generation` (whose folder's log holds `records` records) as the served one.
@@ -268,6 +294,7 @@ impl Writable for LiveIndex {
             delta: w.delta.len(),
             tombstones: w.tombstones.len(),
             compactions: writer.compactions,
+            compaction_failures: writer.failures_total,
         }
     }
 }
