@@ -114,13 +114,7 @@ fn writes_are_searched_counted_and_replayed_after_a_reopen() {
 fn compaction_folds_the_writes_into_a_new_base_and_loses_none() {
     let dir = tempfile::tempdir().unwrap();
     let path = folder(dir.path(), 200);
-    let policy = CompactionPolicy {
-        max_changes: 5,
-        max_share: 0.0,
-        threads: 1,
-        exact_subset_max: None,
-    };
-    let live = LiveIndex::open(&path, policy).unwrap();
+    let live = LiveIndex::open(&path, compact_after(5)).unwrap();
     let vectors = unit_vectors(8, DIM, 11);
     for (i, v) in vectors.chunks(DIM).enumerate() {
         live.upsert(vec![passage(&format!("n{i}"))], v.to_vec())
@@ -193,13 +187,7 @@ fn swap_serves_the_new_folder_and_a_failed_swap_keeps_the_old() {
 fn a_failed_compaction_waits_before_the_next_and_loses_no_write() {
     let dir = tempfile::tempdir().unwrap();
     let path = folder(dir.path(), 200);
-    let policy = CompactionPolicy {
-        max_changes: 3,
-        max_share: 0.0,
-        threads: 1,
-        exact_subset_max: None,
-    };
-    let live = LiveIndex::open(&path, policy).unwrap();
+    let live = LiveIndex::open(&path, compact_after(3)).unwrap();
     // The swap-in moves the served folder aside to this name; a non-empty folder there makes
     // every compaction fail at that step.
     let blocker = dir.path().join("index-200.compacted-old");
@@ -236,5 +224,15 @@ fn a_failed_compaction_waits_before_the_next_and_loses_no_write() {
             ids(&live, &vectors[i * DIM..(i + 1) * DIM], 1),
             [format!("n{i}")]
         );
+    }
+}
+
+/// Compaction once `changes` writes pile up, on one thread.
+fn compact_after(changes: usize) -> CompactionPolicy {
+    CompactionPolicy {
+        max_changes: changes,
+        max_share: 0.0,
+        threads: 1,
+        exact_subset_max: None,
     }
 }
