@@ -53,8 +53,9 @@ def run(a: argparse.Namespace) -> None:
                                max_batch_size=a.max_batch_size, max_wait_us=a.max_wait_us,
                                adaptive=False, target_rps=rate)  # fmt: skip
                     rows.append({"round": r, "variant": name, **row})
-                    print(f"round {r} {name} {load_name((mode, c, rate))}: ok_rps={row['ok_rps']:.1f} "
-                          f"p99={row['p99_ms']:.1f} ms batch={row['batch_size_mean']:.2f}",
+                    # A point with no OK answer reports its figures as text (e.g. "n/a").
+                    print(f"round {r} {name} {load_name((mode, c, rate))}: ok_rps={row['ok_rps']} "
+                          f"p99={row['p99_ms']} ms batch={row['batch_size_mean']}",
                           flush=True)  # fmt: skip
             finally:
                 srv.stop()
