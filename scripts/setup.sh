@@ -62,12 +62,12 @@ xling="${CARGO_TARGET_DIR:-target}/release/xling"
 say "building $xling"
 cargo build --release -q -p xling
 
-# 5. The demo index, rebuilt when the corpus, the model or the folder format (2) changed.
+# 5. The demo index, rebuilt when the corpus, the model or the folder format (3) changed.
 corpus_sha="$(sha256sum "$corpus" | cut -d' ' -f1)"
 model_id="$(sed -n 's/^id *= *"\(.*\)"/\1/p' "$model/model.toml")"
 if ! grep -q "\"corpus_sha256\": *\"$corpus_sha\"" "$index/index.json" 2>/dev/null \
     || ! grep -q "\"model_id\": *\"$model_id\"" "$index/index.json" 2>/dev/null \
-    || ! grep -q "\"format_version\": *2," "$index/index.json" 2>/dev/null; then
+    || ! grep -q "\"format_version\": *3," "$index/index.json" 2>/dev/null; then
     say "building the demo index in $index"
     "$xling" index build --corpus "$corpus" --model "$model" --out "$index" --force
 fi

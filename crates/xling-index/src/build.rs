@@ -66,7 +66,7 @@ pub struct EmbeddedCorpus {
 
 impl Index {
     /// Builds an index over `input` in a scratch folder through the same [`IndexWriter`] a
-    /// streaming build uses (so there is one format 2 writer), and maps it back;
+    /// streaming build uses (so there is one format 3 writer), and maps it back;
     /// `progress(done, total)` is called after each chunk of graph inserts. The files live
     /// until the index drops or [`Index::save`] links them into a folder.
     pub fn build(

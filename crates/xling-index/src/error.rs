@@ -24,6 +24,10 @@ pub enum IndexError {
         expected: u32,
     },
     #[error(
+        "{dir}: index format version 2 (graph in hnsw_rs's dump); run `xling index upgrade {dir}` to convert it to version 3 in place (seconds: nothing is re-encoded or re-inserted)"
+    )]
+    NeedsUpgrade { dir: PathBuf },
+    #[error(
         "index at {dir} was built with model `{index_model}` (dim {index_dim}) but the model in use is `{model}` (dim {dim}); rebuild the index with this model"
     )]
     ModelMismatch {

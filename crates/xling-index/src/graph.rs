@@ -1,26 +1,18 @@
-//! The HNSW graph: built over the rows the walk uses (fp32 or int8), dumped by hnsw_rs, and
-//! reloaded with its points mapped.
+//! The HNSW graph as hnsw_rs builds it, turned into the flat `graph.adj` the search walks
+//! (see `adjacency`); and the reload of an older (format 2) folder's hnsw_rs dump, for
+//! `Index::upgrade`.
 //!
-//! What hnsw_rs forces (0.3.5):
-//! - **Build**: `parallel_insert_slice` copies every point into its own `Vec`, so building
-//!   holds one in-RAM copy of the walk's rows (1.5 GB of fp32 at 1M x 384, 384 MB of int8)
-//!   besides the graph; the rows come from the mapped file in chunks, nothing else is copied.
-//! - **Dump**: the `.hnsw.data` file holds its own copy of the points (with a small header
-//!   per point), so it cannot share `vectors.f32`. Quantized, it holds the int8 rows (a
-//!   quarter of the fp32 size) and `vectors.i8` is the same data in plain row order; fp32,
-//!   the fp32 rows are on disk twice (`vectors.f32` and the dump). Either way only one copy
-//!   is read at serve time per purpose, and both are mapped, not held.
-//! - **Reload**: with `ReloadOptions::set_mmap(true)` the points stay in the mapped dump; the
-//!   neighbour lists (`.hnsw.graph`, about 2 x m x 8 bytes a point at layer 0) are read into
-//!   RAM. The reloaded graph borrows the `HnswIo` that owns the map: [`MappedGraph`] owns
-//!   both and drops the graph first (no leak, so a swapped-out index frees its map).
+//! What hnsw_rs forces (0.3.5): `parallel_insert_slice` copies every point into its own
+//! `Vec`, so building holds one in-RAM copy of the walk's rows (1.5 GB of fp32 at 1M x 384,
+//! 384 MB of int8) besides its graph (about 1.5 KB a point); both are dropped once
+//! `graph.adj` is written. Nothing of hnsw_rs is read at serve time.
 
 use std::path::Path;
 
-use hnsw_rs::api::AnnT;
-use hnsw_rs::hnsw::{Hnsw, Neighbour};
+use hnsw_rs::hnsw::Hnsw;
 use hnsw_rs::hnswio::{HnswIo, ReloadOptions};
 
+use crate::adjacency::AdjacencyBuilder;
 use crate::distance::{DotI8, UnitDot};
 use crate::error::IndexError;
 
@@ -31,9 +23,9 @@ const MAX_LAYERS: usize = 16;
 const INSERT_CHUNK: usize = 1024;
 
 /// A graph over fp32 unit rows or over their int8 quantization.
-pub(crate) enum Graph {
-    F32(Hnsw<'static, f32, UnitDot>),
-    I8(Hnsw<'static, i8, DotI8>),
+pub(crate) enum Graph<'a> {
+    F32(Hnsw<'a, f32, UnitDot>),
+    I8(Hnsw<'a, i8, DotI8>),
 }
 
 /// Graph construction settings.
@@ -43,7 +35,7 @@ pub(crate) struct GraphSpec {
     pub threads: usize,
 }
 
-impl Graph {
+impl Graph<'_> {
     /// Builds a graph over `rows` (count x dim, `T` f32 or i8) with parallel inserts in
     /// chunks; `progress(done, total)` after each chunk.
     pub(crate) fn build_f32(
@@ -51,7 +43,7 @@ impl Graph {
         dim: usize,
         spec: &GraphSpec,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<Graph, IndexError> {
+    ) -> Result<Graph<'static>, IndexError> {
         build(rows, dim, spec, UnitDot, progress).map(Graph::F32)
     }
 
@@ -60,35 +52,16 @@ impl Graph {
         dim: usize,
         spec: &GraphSpec,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<Graph, IndexError> {
+    ) -> Result<Graph<'static>, IndexError> {
         build(rows, dim, spec, DotI8, progress).map(Graph::I8)
     }
 
-    /// Dumps the graph into `dir` as `<basename>.hnsw.{graph,data}`, replacing files a failed
-    /// earlier finish may have left.
-    pub(crate) fn dump(&self, dir: &Path, basename: &str) -> Result<(), IndexError> {
-        for ext in ["graph", "data"] {
-            let path = dir.join(format!("{basename}.hnsw.{ext}"));
-            if path.exists() {
-                std::fs::remove_file(&path).map_err(|e| IndexError::io(&path, e))?;
-            }
+    /// The graph's neighbour lists as a flat [`AdjacencyBuilder`] (slots = insertion ids).
+    pub(crate) fn to_adjacency(&self) -> Result<AdjacencyBuilder, String> {
+        match self {
+            Graph::F32(g) => flatten(g),
+            Graph::I8(g) => flatten(g),
         }
-        let dumped = guarded(|| match self {
-            Graph::F32(g) => g.file_dump(dir, basename),
-            Graph::I8(g) => g.file_dump(dir, basename),
-        })
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|reason| {
-            IndexError::corrupt(dir.join(format!("{basename}.hnsw.graph")), reason)
-        })?;
-        if dumped != basename {
-            // hnsw_rs picks another name when the files exist: the writer's folder is fresh.
-            return Err(IndexError::corrupt(
-                dir,
-                format!("hnsw_rs dumped as {dumped}, not {basename}"),
-            ));
-        }
-        Ok(())
     }
 
     pub(crate) fn points(&self) -> usize {
@@ -97,20 +70,38 @@ impl Graph {
             Graph::I8(g) => g.get_nb_point(),
         }
     }
+}
 
-    pub(crate) fn search_f32(&self, query: &[f32], k: usize, ef: usize) -> Vec<Neighbour> {
-        match self {
-            Graph::F32(g) => g.search(query, k, ef),
-            Graph::I8(_) => Vec::new(),
-        }
+/// Copies every point's neighbour ids, layer by layer; hnsw_rs keeps up to 2m on layer 0
+/// and m above.
+fn flatten<T, D>(graph: &Hnsw<'_, T, D>) -> Result<AdjacencyBuilder, String>
+where
+    T: Clone + Send + Sync,
+    D: hnsw_rs::anndists::dist::Distance<T> + Send + Sync,
+{
+    let m = graph.get_max_nb_connection() as usize;
+    let count = graph.get_nb_point();
+    let mut flat = AdjacencyBuilder::new(count, 2 * m, m);
+    let mut seen = 0;
+    for point in graph.get_point_indexation() {
+        let level = point.get_point_id().0 as usize;
+        let mut layers = point.get_neighborhood_id();
+        layers.truncate(level + 1);
+        let ids = layers
+            .into_iter()
+            .map(|mut layer| {
+                // Closest first, so a cut (never expected) keeps the best links.
+                layer.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+                layer.into_iter().map(|n| n.d_id as u32).collect()
+            })
+            .collect();
+        flat.set(point.get_origin_id() as u32, ids)?;
+        seen += 1;
     }
-
-    pub(crate) fn search_i8(&self, query: &[i8], k: usize, ef: usize) -> Vec<Neighbour> {
-        match self {
-            Graph::I8(g) => g.search(query, k, ef),
-            Graph::F32(_) => Vec::new(),
-        }
+    if seen != count {
+        return Err(format!("{seen} points iterated, {count} inserted"));
     }
+    Ok(flat)
 }
 
 /// A new graph with `spec`'s parameters over `rows` under `distance`, inserted in parallel.
@@ -152,47 +143,34 @@ where
     Ok(graph)
 }
 
-/// A reloaded graph whose points live in the mapped dump, with the loader that owns the map.
-pub(crate) struct MappedGraph {
-    // Field order matters: `graph` borrows from `_io` and must drop first.
-    pub(crate) graph: Graph,
-    _io: Box<HnswIo>,
-}
-
-impl MappedGraph {
-    /// Reloads `<basename>.hnsw.*` from `dir` with mapped points; `quantized` picks the type.
-    pub(crate) fn load(
-        dir: &Path,
-        basename: &str,
-        quantized: bool,
-        count: usize,
-    ) -> Result<MappedGraph, IndexError> {
-        let graph_path = dir.join(format!("{basename}.hnsw.graph"));
-        let options = ReloadOptions::default().set_mmap(true);
-        let mut io = Box::new(HnswIo::new_with_options(dir, basename, options));
-        // SAFETY: the graph borrows the map that `io` owns. `io` is boxed (its address never
-        // changes), stored next to the graph, never touched again, and dropped after it.
-        let io_ref: &'static mut HnswIo = unsafe { &mut *(io.as_mut() as *mut HnswIo) };
-        let loaded = guarded(|| {
-            if quantized {
-                io_ref.load_hnsw::<i8, DotI8>().map(Graph::I8)
-            } else {
-                io_ref.load_hnsw::<f32, UnitDot>().map(Graph::F32)
-            }
-        })
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|reason| IndexError::corrupt(&graph_path, reason))?;
-        if loaded.points() != count {
-            return Err(IndexError::corrupt(
-                &graph_path,
-                format!("{} points, the manifest says {count}", loaded.points()),
+/// Reads a format 2 folder's hnsw_rs dump (`<basename>.hnsw.*`, points mapped) and
+/// flattens it; `quantized` picks the point type it was built over.
+pub(crate) fn flatten_dump(
+    dir: &Path,
+    basename: &str,
+    quantized: bool,
+    count: usize,
+) -> Result<AdjacencyBuilder, IndexError> {
+    let graph_path = dir.join(format!("{basename}.hnsw.graph"));
+    let options = ReloadOptions::default().set_mmap(true);
+    let mut io = HnswIo::new_with_options(dir, basename, options);
+    let flat = guarded(|| -> Result<AdjacencyBuilder, String> {
+        let graph = if quantized {
+            Graph::I8(io.load_hnsw::<i8, DotI8>().map_err(|e| e.to_string())?)
+        } else {
+            Graph::F32(io.load_hnsw::<f32, UnitDot>().map_err(|e| e.to_string())?)
+        };
+        if graph.points() != count {
+            return Err(format!(
+                "{} points, the manifest says {count}",
+                graph.points()
             ));
         }
-        Ok(MappedGraph {
-            graph: loaded,
-            _io: io,
-        })
-    }
+        graph.to_adjacency()
+    })
+    .and_then(|r| r)
+    .map_err(|reason| IndexError::corrupt(&graph_path, reason))?;
+    Ok(flat)
 }
 
 /// Runs hnsw_rs code that asserts or panics on bad files, turning a panic into an error text.

@@ -1,14 +1,17 @@
-//! The loaded index (format 2): mapped vectors and passages, the graph with its points mapped,
-//! per-language slot lists in RAM.
+//! The loaded index (format 3): mapped vectors, passages and graph; per-language slot lists in
+//! RAM.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::adjacency::{Adjacency, ADJACENCY_FILE};
 use crate::corpus::Passage;
 use crate::error::IndexError;
-use crate::graph::MappedGraph;
 use crate::rows::StoredRows;
-use crate::store::{parent_of, place, IndexManifest, LANGUAGES_FILE, MANIFEST_FILE};
+use crate::store::{
+    i8_rows, map_file, parent_of, place, IndexManifest, LANGUAGES_FILE, MANIFEST_FILE,
+    VECTORS_I8_FILE,
+};
 
 /// Default of [`Index::set_exact_subset_max`]: when the passages a query may return (the whole
 /// index, or the languages of its filter) number at most this many, an exact scan answers it.
@@ -24,7 +27,8 @@ pub const DEFAULT_EXACT_SUBSET_MAX: usize = 8192;
 pub const DEFAULT_RESCORE_OVERSAMPLE: usize = 3;
 
 /// A searchable passage index. `search` and `exact_search` take `&self` and are safe to call
-/// from many threads at once (hnsw_rs searches under read locks only).
+/// from many threads at once (the files are mapped read-only; walks share nothing but a pool
+/// of visited sets).
 pub struct Index {
     /// Where it was loaded from or last saved to; names the index in error messages.
     pub(crate) dir: Option<PathBuf>,
@@ -33,10 +37,10 @@ pub struct Index {
     pub(crate) manifest: IndexManifest,
     /// The mapped `vectors.f32` and passages.
     rows: StoredRows,
-    /// The per-dimension int8 scales, when the walk is quantized (the int8 rows it walks are
-    /// the graph's own mapped points; `vectors.i8` is not read at serve time).
-    scale: Option<Vec<f32>>,
-    pub(crate) graph: MappedGraph,
+    /// The int8 rows the walk reads, when it is quantized.
+    int8: Option<Int8Rows>,
+    /// The mapped `graph.adj`.
+    pub(crate) graph: Adjacency,
     pub(crate) languages: LanguageSlots,
     /// See [`Index::set_exact_subset_max`].
     pub(crate) exact_subset_max: usize,
@@ -44,6 +48,18 @@ pub struct Index {
     pub(crate) rescore_oversample: usize,
     /// Keeps an in-memory build's files alive; dropped (deleted) last.
     _scratch: Option<tempfile::TempDir>,
+}
+
+/// The mapped `vectors.i8` and the per-dimension scales that quantize a query like them.
+pub(crate) struct Int8Rows {
+    pub(crate) scale: Vec<f32>,
+    map: memmap2::Mmap,
+}
+
+impl Int8Rows {
+    pub(crate) fn rows(&self) -> &[i8] {
+        i8_rows(&self.map)
+    }
 }
 
 /// Slots grouped by language, for cheap language filters.
@@ -115,8 +131,11 @@ impl Index {
 
     fn open(dir: &Path, scratch: Option<tempfile::TempDir>) -> Result<Index, IndexError> {
         let (manifest, rows) = StoredRows::open(dir)?;
-        let scale = match &manifest.quantization {
-            Some(q) if q.kind == "int8" && q.scale.len() == manifest.dim => Some(q.scale.clone()),
+        let int8 = match &manifest.quantization {
+            Some(q) if q.kind == "int8" && q.scale.len() == manifest.dim => Some(Int8Rows {
+                scale: q.scale.clone(),
+                map: map_file(&dir.join(VECTORS_I8_FILE))?,
+            }),
             Some(q) => {
                 return Err(IndexError::corrupt(
                     dir.join(MANIFEST_FILE),
@@ -126,18 +145,13 @@ impl Index {
             None => None,
         };
         let languages = LanguageSlots::load(dir, &manifest)?;
-        let graph = MappedGraph::load(
-            dir,
-            &manifest.hnsw_basename,
-            scale.is_some(),
-            manifest.count,
-        )?;
+        let graph = Adjacency::open(&dir.join(ADJACENCY_FILE), manifest.count)?;
         Ok(Index {
             dir: scratch.is_none().then(|| dir.to_path_buf()),
             files_dir: dir.to_path_buf(),
             manifest,
             rows,
-            scale,
+            int8,
             graph,
             languages,
             exact_subset_max: DEFAULT_EXACT_SUBSET_MAX,
@@ -269,23 +283,22 @@ impl Index {
         self.rows.embedding(slot)
     }
 
-    /// The int8 scales of a quantized index.
-    pub(crate) fn int8_scale(&self) -> Option<&[f32]> {
-        self.scale.as_deref()
+    /// The int8 rows and scales of a quantized index.
+    pub(crate) fn int8(&self) -> Option<&Int8Rows> {
+        self.int8.as_ref()
     }
 
-    /// Bytes this index holds in RAM: the graph's neighbour lists (the `.hnsw.graph` file is
-    /// read whole) and the per-slot language tables.
+    /// Bytes this index holds in RAM: the per-slot language tables (2 + 4 bytes a passage)
+    /// and the visited sets of walks (2 bytes a passage per concurrent walk, kept for reuse).
     pub fn bytes_in_ram(&self) -> u64 {
-        let graph = &self.manifest.hnsw_files()[0];
-        let graph = self.manifest.files.get(graph).map_or(0, |f| f.bytes);
-        graph + self.len() as u64 * 6
+        let walks = self.graph.visited.len() as u64;
+        self.len() as u64 * (6 + 2 * walks)
     }
 
-    /// Bytes mapped from its files (resident only as far as the page cache keeps them).
+    /// Bytes mapped from its files (resident only as far as the page cache keeps them): the
+    /// vectors, passages and graph, and the int8 rows of a quantized index.
     pub fn bytes_mapped(&self) -> u64 {
-        let data = &self.manifest.hnsw_files()[1];
-        let data = self.manifest.files.get(data).map_or(0, |f| f.bytes);
-        self.rows.mapped_bytes() + data
+        let int8 = self.int8.as_ref().map_or(0, |q| q.map.len() as u64);
+        self.rows.mapped_bytes() + self.graph.mapped_bytes() + int8
     }
 }

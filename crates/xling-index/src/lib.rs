@@ -1,5 +1,5 @@
 //! HNSW passage index over L2-normalized embeddings, with a mapped passage store and manifest
-//! (folder format 2: docs/index-design.md section 2).
+//! (folder format 3: docs/index-design.md section 2).
 //!
 //! Build: stream embedded passages into an [`IndexWriter`] (bounded memory, checkpoints,
 //! resume), or, small and in memory, [`Index::build`] and [`Index::save`] (the same writer
@@ -14,12 +14,15 @@
 //! - `lang`     — [`is_iso639_1`]: the ISO 639-1 code table.
 //! - `distance` — [`UnitDot`]: `1 - dot` clamped at 0, the fp32 HNSW distance; [`DotI8`],
 //!   the int8 walk's.
-//! - `writer`   — [`IndexWriter`]: the streaming format 2 writer (append, checkpoint, resume,
+//! - `writer`   — [`IndexWriter`]: the streaming format 3 writer (append, checkpoint, resume,
 //!   finish: graph over the mapped vectors, manifest, rename into place).
 //! - `build`    — [`BuildParams`], [`EmbeddedCorpus`], [`Index::build`] (in memory, through
 //!   the writer), [`Index::rebuild`] (new parameters, stored embeddings).
-//! - `graph`    — the hnsw_rs graph over fp32 or int8 rows, its dump and mapped reload (and
-//!   what hnsw_rs forces on memory).
+//! - `graph`    — the hnsw_rs build over fp32 or int8 rows, flattened for `adjacency` (and
+//!   what hnsw_rs forces on memory); the reload of a format 2 dump for the upgrade.
+//! - `adjacency` — `graph.adj`: the graph as flat u32 neighbour blocks, written once, mapped.
+//! - `walk`     — the HNSW search over the mapped adjacency (greedy descent, layer-0 beam).
+//! - `upgrade`  — [`Index::upgrade`]: a format 2 folder converted in place.
 //! - `quant`    — per-dimension int8 scalar quantization.
 //! - `passages` — the mapped passage store and id table.
 //! - `rows`     — [`StoredRows`]: a folder's mapped vectors and passages without the graph
@@ -30,9 +33,10 @@
 //! - `live`     — [`LiveIndex`]: generations of base + delta + tombstones, the write-ahead
 //!   log ([`Wal`]), compaction, swaps; [`Writable`], the write half of a backend.
 //! - `slots`    — [`SlotSet`]: a slot bitmap (a live index's tombstones), skipped by searches.
-//! - `store`    — the format 2 folder layout and [`IndexManifest`] (`index.json`).
+//! - `store`    — the format 3 folder layout and [`IndexManifest`] (`index.json`).
 //! - `error`    — [`IndexError`], the crate's one error type.
 
+mod adjacency;
 mod backend;
 mod build;
 mod corpus;
@@ -48,8 +52,11 @@ mod rows;
 mod search;
 mod slots;
 mod store;
+mod upgrade;
+mod walk;
 mod writer;
 
+pub use adjacency::ADJACENCY_FILE;
 pub use backend::{Backend, BackendInfo, EmbeddedBackend, Found, Query};
 pub use build::{BuildParams, EmbeddedCorpus};
 pub use corpus::{Corpus, Passage};

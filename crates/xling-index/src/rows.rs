@@ -12,7 +12,7 @@ use crate::error::IndexError;
 use crate::passages::PassageStore;
 use crate::store::{f32_rows, map_file, IndexManifest, VECTORS_FILE};
 
-/// The mapped `vectors.f32` and passage store of a format 2 folder.
+/// The mapped `vectors.f32` and passage store of an index folder.
 pub struct StoredRows {
     dim: usize,
     /// `vectors.f32`: `count x dim`, slot order.

@@ -3,14 +3,13 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use hnsw_rs::hnsw::Neighbour;
-
-use crate::distance::score;
+use crate::distance::{dot, dot_i8, score};
 use crate::error::IndexError;
 use crate::index::Index;
 use crate::lang::is_iso639_1;
 use crate::quant::quantize;
 use crate::slots::SlotSet;
+use crate::walk::Scorer;
 
 /// Graph candidates kept per requested result when the caller leaves ef to the service.
 /// On XQuAD-R's 13,014-sentence multilingual pool at top-k 100 (multilingual-e5-small), ef 64
@@ -158,8 +157,7 @@ impl Index {
         by_language: bool,
         removed: Option<&SlotSet>,
     ) -> Plan {
-        // hnsw_rs preallocates `ef` slots: a request's k or ef beyond the index size would
-        // only waste (or exhaust) memory.
+        // A request's k or ef beyond the index size would only waste (or exhaust) memory.
         let k = k.min(count);
         let ef = ef.clamp(k, self.len());
         let fetch = if by_language || removed.is_some() {
@@ -273,29 +271,81 @@ impl Index {
     /// The graph's best `k` hits, best first. An int8 graph is walked with the quantized query
     /// for `rescore_oversample x k` candidates, which are rescored with their fp32 rows.
     fn walk(&self, query: &[f32], k: usize, ef: usize) -> Vec<Hit> {
-        let Some(scale) = self.int8_scale() else {
-            return to_hits(self.graph.graph.search_f32(query, k, ef));
+        let dim = self.dim();
+        let Some(int8) = self.int8() else {
+            let rows = RowScorer {
+                query,
+                rows: self.embeddings(),
+                dim,
+                dot,
+            };
+            let found = self.graph.search(ef.max(k), &rows);
+            return found
+                .into_iter()
+                .take(k)
+                .map(|s| Hit {
+                    slot: s.slot,
+                    // The same arithmetic as `score`, so an exact scan's hit compares equal.
+                    score: 1.0 - (1.0 - s.score).max(0.0),
+                })
+                .collect();
         };
         let mut q = Vec::with_capacity(query.len());
-        quantize(query, scale, &mut q);
+        quantize(query, &int8.scale, &mut q);
         let fetch = k.saturating_mul(self.rescore_oversample).min(self.len());
-        let mut hits: Vec<Hit> = self
-            .graph
-            .graph
-            .search_i8(&q, fetch, ef.max(fetch))
+        let rows = RowScorer {
+            query: &q,
+            rows: int8.rows(),
+            dim,
+            dot: |a: &[i8], b: &[i8]| dot_i8(a, b) as f32,
+        };
+        let found = self.graph.search(ef.max(fetch), &rows);
+        let mut hits: Vec<Hit> = found
             .into_iter()
-            .map(|n| {
-                let slot = n.d_id as u32;
-                Hit {
-                    slot,
-                    score: score(query, self.row(slot)),
-                }
+            .take(fetch)
+            .map(|s| Hit {
+                slot: s.slot,
+                score: score(query, self.row(s.slot)),
             })
             .collect();
         hits.sort_unstable_by(best_first);
         hits.truncate(k);
         hits
     }
+}
+
+/// Scores slots by `dot(query, row)` over rows stored `dim` apart (fp32 or int8).
+struct RowScorer<'a, T, D> {
+    query: &'a [T],
+    rows: &'a [T],
+    dim: usize,
+    dot: D,
+}
+
+impl<T, D: Fn(&[T], &[T]) -> f32> Scorer for RowScorer<'_, T, D> {
+    fn score(&self, slot: u32) -> f32 {
+        let at = slot as usize * self.dim;
+        (self.dot)(self.query, &self.rows[at..at + self.dim])
+    }
+
+    fn prefetch(&self, slot: u32) {
+        let row = &self.rows[slot as usize * self.dim..];
+        prefetch_bytes(row.as_ptr().cast(), self.dim * std::mem::size_of::<T>());
+    }
+}
+
+/// Asks the CPU to start loading `len` bytes at `at` into the cache (no effect elsewhere).
+fn prefetch_bytes(at: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for offset in (0..len).step_by(64) {
+        // SAFETY: a prefetch is a hint that never faults, whatever the address.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(offset).cast());
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, len);
 }
 
 /// Higher score first; ties by lower slot so results are deterministic.
@@ -325,13 +375,3 @@ impl PartialEq for Ranked {
 }
 
 impl Eq for Ranked {}
-
-fn to_hits(neighbours: Vec<Neighbour>) -> Vec<Hit> {
-    neighbours
-        .into_iter()
-        .map(|n| Hit {
-            slot: n.d_id as u32,
-            score: 1.0 - n.distance,
-        })
-        .collect()
-}

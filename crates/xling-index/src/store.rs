@@ -1,11 +1,11 @@
-//! The on-disk layout of an index folder (format 2) and its manifest.
+//! The on-disk layout of an index folder (format 3) and its manifest.
 //!
 //! ```text
 //! DIR/index.json          manifest (IndexManifest): sizes and SHA-256 of every file
 //! DIR/vectors.f32         count x dim f32 little endian, row = slot: the one fp32 copy, mapped
-//! DIR/vectors.i8          count x dim i8 (only when quantized; scale/offset in the manifest)
-//! DIR/graph.hnsw.graph    hnsw_rs dump: the graph (neighbour lists, read into RAM at load)
-//! DIR/graph.hnsw.data     hnsw_rs dump: the points the graph walks over (mapped at load)
+//! DIR/vectors.i8          count x dim i8 (only when quantized; scales in the manifest): mapped,
+//!                         what an int8 index's graph walk reads
+//! DIR/graph.adj           the HNSW graph, flat u32 neighbour blocks (see `adjacency`), mapped
 //! DIR/passages.bin        passage records in slot order (see `passages`)
 //! DIR/passages.idx        count + 1 u64 LE offsets into passages.bin
 //! DIR/ids.idx             count x (u64 LE id hash, u32 LE slot), sorted by hash then slot
@@ -19,6 +19,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::adjacency::ADJACENCY_FILE;
 use crate::corpus::hex;
 use crate::error::IndexError;
 
@@ -29,12 +30,12 @@ pub const PASSAGES_FILE: &str = "passages.bin";
 pub const PASSAGES_IDX_FILE: &str = "passages.idx";
 pub const IDS_FILE: &str = "ids.idx";
 pub const LANGUAGES_FILE: &str = "languages.u16";
-/// Base name of the hnsw_rs dump (`graph.hnsw.graph`, `graph.hnsw.data`).
-pub const GRAPH_BASENAME: &str = "graph";
 /// Bytes per `ids.idx` entry.
 pub(crate) const ID_ENTRY: usize = 12;
-/// Bumped whenever the folder layout or a file format changes.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever the folder layout or a file format changes. Version 2 kept hnsw_rs's own
+/// dump (`graph.hnsw.graph` + `graph.hnsw.data`) instead of `graph.adj`; `xling index upgrade`
+/// converts such a folder.
+pub const FORMAT_VERSION: u32 = 3;
 
 // Every file is little endian and read in place through the map.
 #[cfg(target_endian = "big")]
@@ -55,14 +56,12 @@ pub struct IndexManifest {
     pub languages: BTreeMap<String, usize>,
     /// Wall time spent embedding the passages (0 when embeddings were given).
     pub encode_seconds: f64,
-    /// Wall time of the HNSW insertions.
+    /// Wall time of the graph build (HNSW insertions, then `graph.adj` written).
     pub build_seconds: f64,
     /// RFC 3339 UTC time of the build.
     pub created: String,
     /// SHA-256 of the corpus the passages came from.
     pub corpus_sha256: String,
-    /// Base name of the hnsw_rs dump files (`<name>.hnsw.graph`, `<name>.hnsw.data`).
-    pub hnsw_basename: String,
     /// Present when the graph walks int8 rows (`vectors.i8`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantization: Option<Quantization>,
@@ -101,6 +100,11 @@ impl IndexManifest {
         }
         let version: Version = serde_json::from_slice(&bytes)
             .map_err(|e| IndexError::corrupt(&path, e.to_string()))?;
+        if version.format_version == 2 {
+            return Err(IndexError::NeedsUpgrade {
+                dir: dir.to_path_buf(),
+            });
+        }
         if version.format_version != FORMAT_VERSION {
             return Err(IndexError::FormatVersion {
                 path,
@@ -114,17 +118,13 @@ impl IndexManifest {
     /// Writes `index.json` and syncs it: it is the last file of a build, the one that makes
     /// the folder an index.
     pub(crate) fn write(&self, dir: &Path) -> Result<(), IndexError> {
-        let path = dir.join(MANIFEST_FILE);
-        let json = serde_json::to_vec_pretty(self).expect("the manifest always serializes");
-        write_synced(&path, &json)
+        self.write_as(&dir.join(MANIFEST_FILE))
     }
 
-    /// Names of the hnsw_rs dump files.
-    pub(crate) fn hnsw_files(&self) -> [String; 2] {
-        [
-            format!("{}.hnsw.graph", self.hnsw_basename),
-            format!("{}.hnsw.data", self.hnsw_basename),
-        ]
+    /// Writes the manifest to `path` and syncs it.
+    pub(crate) fn write_as(&self, path: &Path) -> Result<(), IndexError> {
+        let json = serde_json::to_vec_pretty(self).expect("the manifest always serializes");
+        write_synced(path, &json)
     }
 
     /// Every data file of the folder with the size its header fields imply (`None`: any size).
@@ -140,7 +140,7 @@ impl IndexManifest {
         if self.quantization.is_some() {
             files.push((VECTORS_I8_FILE.to_string(), Some(count * dim)));
         }
-        files.extend(self.hnsw_files().into_iter().map(|name| (name, None)));
+        files.push((ADJACENCY_FILE.to_string(), None));
         files
     }
 

@@ -1,4 +1,4 @@
-//! [`IndexWriter`]: writes a format 2 index folder with memory bounded by the batch, never
+//! [`IndexWriter`]: writes a format 3 index folder with memory bounded by the batch, never
 //! the corpus. Rows are appended to files in `DIR.partial/`; `checkpoint` makes them durable
 //! (a later `create(.., resume = true)` continues from there); `finish` builds the graph over
 //! the mapped vectors, writes the manifest and renames the folder into `DIR`.
@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::adjacency::ADJACENCY_FILE;
 use crate::build::BuildParams;
 use crate::corpus::Passage;
 use crate::distance::dot;
@@ -23,9 +24,8 @@ use crate::lang::is_iso639_1;
 use crate::passages::{encode, id_entry, id_hash, PassageStore};
 use crate::quant;
 use crate::store::{
-    map_file, place, write_synced, IndexManifest, Quantization, FORMAT_VERSION, GRAPH_BASENAME,
-    IDS_FILE, ID_ENTRY, LANGUAGES_FILE, PASSAGES_FILE, PASSAGES_IDX_FILE, VECTORS_FILE,
-    VECTORS_I8_FILE,
+    map_file, place, write_synced, IndexManifest, Quantization, FORMAT_VERSION, IDS_FILE, ID_ENTRY,
+    LANGUAGES_FILE, PASSAGES_FILE, PASSAGES_IDX_FILE, VECTORS_FILE, VECTORS_I8_FILE,
 };
 
 /// Embeddings must be unit vectors: scores are dot products read as cosines.
@@ -347,9 +347,13 @@ impl IndexWriter {
                 (graph, Some(Quantization { kind, scale }))
             }
         };
-        let build_seconds = started.elapsed().as_secs_f64();
-        graph.dump(partial, GRAPH_BASENAME)?;
+        let adjacency_path = partial.join(ADJACENCY_FILE);
+        let flat = graph
+            .to_adjacency()
+            .map_err(|reason| IndexError::corrupt(&adjacency_path, reason))?;
         drop(graph);
+        flat.write(&adjacency_path)?;
+        let build_seconds = started.elapsed().as_secs_f64();
         drop(vectors_map);
 
         for name in [LANGUAGES_TMP, IDS_TMP, SPEC_FILE, CHECKPOINT_FILE] {
@@ -370,7 +374,6 @@ impl IndexWriter {
             build_seconds,
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             corpus_sha256: self.spec.corpus_sha256.clone(),
-            hnsw_basename: GRAPH_BASENAME.to_string(),
             quantization,
             generation: 0,
             files: Default::default(),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use common::{build, passages, unit_vectors, MODEL};
 use xling_index::{
-    BuildParams, Corpus, EmbeddedCorpus, Index, IndexError, MANIFEST_FILE, PASSAGES_FILE,
-    VECTORS_FILE,
+    BuildParams, Corpus, EmbeddedCorpus, Index, IndexError, ADJACENCY_FILE, MANIFEST_FILE,
+    PASSAGES_FILE, VECTORS_FILE,
 };
 
 const DIM: usize = 8;
@@ -23,8 +23,18 @@ fn saved() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn graph_file(dir: &Path) -> PathBuf {
-    let manifest = Index::load(dir).unwrap().manifest().clone();
-    dir.join(format!("{}.hnsw.graph", manifest.hnsw_basename))
+    dir.join(ADJACENCY_FILE)
+}
+
+/// Makes index.json agree with the file `name` as it is now (size and SHA-256).
+fn accept_file(dir: &Path, name: &str) {
+    let manifest_path = dir.join(MANIFEST_FILE);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let path = dir.join(name);
+    manifest["files"][name]["sha256"] = sha256sum(&path).into();
+    manifest["files"][name]["bytes"] = std::fs::metadata(&path).unwrap().len().into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
 }
 
 fn corrupt_path(err: IndexError) -> PathBuf {
@@ -72,16 +82,43 @@ fn damaged_files_fail_verify_and_cut_files_fail_load() {
 fn garbage_graph_with_a_matching_checksum_is_an_error_not_a_panic() {
     let (_tmp, dir) = saved();
     let graph = graph_file(&dir);
-    std::fs::write(&graph, b"not an hnsw graph at all").unwrap();
-    // Make index.json agree with the garbage so the hnsw_rs loader itself sees it.
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
-    let name = graph.file_name().unwrap().to_str().unwrap();
-    manifest["files"][name]["sha256"] = sha256sum(&graph).into();
-    manifest["files"][name]["bytes"] = std::fs::metadata(&graph).unwrap().len().into();
-    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    std::fs::write(&graph, b"not a graph file at all, 40 bytes long..").unwrap();
+    // Make index.json agree with the garbage so the graph loader itself sees it.
+    accept_file(&dir, ADJACENCY_FILE);
     assert_eq!(corrupt_path(Index::load(&dir).unwrap_err()), graph);
+}
+
+#[test]
+fn links_past_the_index_are_skipped_by_the_walk_not_followed() {
+    let (_tmp, dir) = saved();
+    let mut index = Index::load(&dir).unwrap();
+    index.set_exact_subset_max(0);
+    let query = index.embedding(7).unwrap().to_vec();
+    let before = index.search(&query, 5, 64, None).unwrap();
+    drop(index);
+    // Point every layer-0 link of the whole file past the 200 passages: header 16 words,
+    // offsets 201 words, then blocks of [n, ids...]; only ids change, counts stay.
+    let graph = graph_file(&dir);
+    let mut words: Vec<u32> = std::fs::read(&graph)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let (m0, layer0) = (words[3] as usize, 16 + 201);
+    for block in words[layer0..layer0 + 200 * (1 + m0)].chunks_exact_mut(1 + m0) {
+        let n = block[0] as usize;
+        block[1..=n].iter_mut().for_each(|id| *id += 1_000_000);
+    }
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    std::fs::write(&graph, bytes).unwrap();
+    accept_file(&dir, ADJACENCY_FILE);
+    let mut index = Index::load(&dir).unwrap();
+    index.set_exact_subset_max(0);
+    // The walk sees no usable link on layer 0, so it comes back short and the search falls
+    // back to an exact scan: the same best hit, no panic.
+    let after = index.search(&query, 5, 64, None).unwrap();
+    assert_eq!(after.len(), 5);
+    assert_eq!(after[0].slot, before[0].slot);
 }
 
 #[test]
@@ -91,7 +128,7 @@ fn bad_manifest_and_other_versions_are_errors() {
     let text = std::fs::read_to_string(&manifest_path).unwrap();
     std::fs::write(
         &manifest_path,
-        text.replace("\"format_version\": 2", "\"format_version\": 99"),
+        text.replace("\"format_version\": 3", "\"format_version\": 99"),
     )
     .unwrap();
     let err = Index::load(&dir).unwrap_err();
@@ -100,7 +137,7 @@ fn bad_manifest_and_other_versions_are_errors() {
             err,
             IndexError::FormatVersion {
                 found: 99,
-                expected: 2,
+                expected: 3,
                 ..
             }
         ),

@@ -111,7 +111,7 @@ fn a_format_1_folder_asks_for_a_rebuild() {
             err,
             IndexError::FormatVersion {
                 found: 1,
-                expected: 2,
+                expected: xling_index::FORMAT_VERSION,
                 ..
             }
         ),

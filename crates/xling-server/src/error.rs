@@ -92,6 +92,7 @@ pub fn index_code(error: &IndexError) -> Code {
         | IndexError::EmbeddingCount { .. }
         | IndexError::NotNormalized { .. } => Code::InvalidArgument,
         IndexError::FormatVersion { .. }
+        | IndexError::NeedsUpgrade { .. }
         | IndexError::ModelMismatch { .. }
         | IndexError::OutputNotIndex { .. } => Code::FailedPrecondition,
         IndexError::MissingFile { .. } => Code::NotFound,
@@ -276,6 +277,10 @@ mod tests {
                     found: 1,
                     expected: 2,
                 },
+                Code::FailedPrecondition,
+            ),
+            (
+                IndexError::NeedsUpgrade { dir: path() },
                 Code::FailedPrecondition,
             ),
             (

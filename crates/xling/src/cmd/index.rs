@@ -40,6 +40,12 @@ pub enum Command {
         /// The index folder.
         dir: PathBuf,
     },
+    /// Convert an index folder of format 2 (graph in hnsw_rs's dump) to the current format in
+    /// place: seconds, nothing re-encoded or re-inserted.
+    Upgrade {
+        /// The index folder.
+        dir: PathBuf,
+    },
     /// Measure query latency and recall@k against exact search for several HNSW ef values.
     Bench(bench::BenchArgs),
     /// Upload an index folder's passages and stored embeddings to a Qdrant collection (no
@@ -139,6 +145,24 @@ pub fn run(command: Command) -> anyhow::Result<()> {
                 "{}: {} files match index.json",
                 dir.display(),
                 manifest.files.len()
+            );
+            Ok(())
+        }
+        Command::Upgrade { dir } => {
+            let started = Instant::now();
+            let (manifest, changed) = Index::upgrade(&dir)?;
+            Index::load(&dir)?;
+            let what = if changed {
+                "upgraded"
+            } else {
+                "already current"
+            };
+            println!(
+                "{}: {what} (format {}, {} passages) in {:.1} s",
+                dir.display(),
+                manifest.format_version,
+                manifest.count,
+                started.elapsed().as_secs_f64()
             );
             Ok(())
         }
@@ -396,7 +420,7 @@ fn print_manifest(dir: &Path, m: &IndexManifest) {
         m.format_version
     );
     println!(
-        "  built:      {} (encode {:.1} s, insert {:.1} s)",
+        "  built:      {} (encode {:.1} s, graph {:.1} s)",
         m.created, m.encode_seconds, m.build_seconds
     );
     println!("  corpus:     sha256 {}", m.corpus_sha256);
