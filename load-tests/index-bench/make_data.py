@@ -1,16 +1,23 @@
 """Builds one benchmark data set from the real XQuAD-R embeddings (embed_xquad.py's output).
 
 N passages in 10 languages (vi dropped), one of them (th) at 1% and the other nine at 11% each.
-Every real sentence vector of the 10 languages is kept; the rest are a Gaussian mixture around
-them: a real vector of the row's language plus isotropic noise of `--noise` times the spread
-of one coordinate of a unit 384-d vector (1/sqrt(384)), normalized again. A synthetic row takes
-its centre's text, so the passage store holds real text lengths.
+Every real sentence vector of the 10 languages is kept; the rest are synthetic, by `--mix`:
+- `noise` (the first runs): a real vector of the row's language plus isotropic noise of
+  `--noise` times the spread of one coordinate of a unit 384-d vector (1/sqrt(384)),
+  normalized again. At 1M that is ~85 noisy copies of each real vector: a query's true top-10
+  sits among near-ties, and every library's recall curve goes flat (docs/index-bench.md).
+- `interp`: a point on the segment between two real vectors of the row's language (weight
+  uniform in 0..1) plus the same noise, normalized: the rows fill the space between real
+  sentences instead of piling up on them, so neighbourhoods are continuous.
+A synthetic row takes its first real vector's text, so the passage store holds real text
+lengths.
 
 Queries: the embedded XQuAD-R questions of the same 10 languages (query mode), shuffled.
 Ground truth: exact top-k by dot product, over all rows and over the 1% language only.
 
 Writes OUT/{vectors.npy, corpus.jsonl, queries.npy, gt.npy, gt_rare.npy, data.json}.
-Usage: make_data.py XQUAD_EMB_DIR OUT N [--queries 2000] [--noise 0.6] [--k 10]
+Usage: make_data.py XQUAD_EMB_DIR OUT N [--queries 2000] [--mix noise|interp] [--noise 0.6]
+       [--k 10]
 """
 
 import argparse
@@ -42,6 +49,7 @@ def main():
     p.add_argument("out", type=pathlib.Path)
     p.add_argument("n", type=int)
     p.add_argument("--queries", type=int, default=2000)
+    p.add_argument("--mix", choices=["noise", "interp"], default="noise")
     p.add_argument("--noise", type=float, default=0.6)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=13)
@@ -74,6 +82,10 @@ def main():
                 c = centres[s : s + 65536]
                 v = real[c].copy()
                 synthetic = np.arange(s, s + len(c)) >= len(keep)
+                if a.mix == "interp":
+                    other = real[rng.choice(pool, int(synthetic.sum()))]
+                    w = rng.random((len(other), 1), dtype=np.float32)
+                    v[synthetic] = w * v[synthetic] + (1 - w) * other
                 noise = rng.standard_normal((int(synthetic.sum()), dim)).astype(
                     np.float32
                 )
@@ -117,6 +129,7 @@ def main():
                 ),
                 "languages": counts,
                 "rare": RARE,
+                "mix": a.mix,
                 "noise": a.noise,
                 "queries": len(queries),
                 "k": a.k,

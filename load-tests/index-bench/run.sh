@@ -9,6 +9,7 @@
 # Results: $BENCH_DATA/results-N/*.{json,txt}. Heavy: run it under
 #   flock /work/notes/cpu-heavy.lock load-tests/index-bench/run.sh N
 # REUSE_BUILD=1 keeps the xling index (and its build figures) of an earlier run of the same N.
+# MIX=interp (make_data.py --mix) writes its data, indexes and results under n$N-interp etc.
 set -euo pipefail
 N=${1:?usage: run.sh N}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,12 +21,14 @@ model=${XLING_MODEL:-$home/models/multilingual-e5-small}
 root=${BENCH_DATA:-/work/bench-data}
 M=${M:-16}; EFC=${EFC:-200}; THREADS=${THREADS:-2}
 EFS=10,16,24,32,48,64,96,128,192,256,384,512
-data=$root/n$N; out=$root/results-$N; work=$root/work-$N
+MIX=${MIX:-noise}; NOISE=${NOISE:-0.6}
+tag=$N; [ "$MIX" = noise ] || tag=$N-$MIX
+data=$root/n$tag; out=$root/results-$tag; work=$root/work-$tag
 mkdir -p "$out" "$work"
 
 [ -f "$root/xquad/real.npy" ] ||
   "$py" "$here/embed_xquad.py" "$repo/../shared/data/xquad-r" "$model" "$root/xquad"
-[ -f "$data/gt_rare.npy" ] || "$py" "$here/make_data.py" "$root/xquad" "$data" "$N"
+[ -f "$data/gt_rare.npy" ] || "$py" "$here/make_data.py" "$root/xquad" "$data" "$N" --mix "$MIX" --noise "$NOISE"
 
 if [ "${REUSE_BUILD:-0}" = 1 ] && [ -f "$out/xling-build.time" ]; then
   echo "== xling build: kept from the earlier run (REUSE_BUILD=1)"
