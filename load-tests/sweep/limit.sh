@@ -4,6 +4,7 @@
 # defaults, new defaults vs adaptive, and max batch 32 vs 64, closed loop c=1/32/64 and an
 # open-loop overload point (RATE requests/s over 4 connections). Run under the CPU lock:
 #   flock /work/notes/cpu-heavy.lock load-tests/sweep/limit.sh load-tests/results/cpu-2core-limit
+# ONLY=split-vs-nosplit,old-vs-new runs just those A/Bs (the raw encoder always runs).
 set -euo pipefail
 out=${1:?usage: limit.sh OUT [RATE] [ROUNDS] [DURATION_S]}
 rate=${2:-600}
@@ -21,6 +22,7 @@ adaptive="--max-batch-size 32 --max-wait-us 2000 --adaptive-wait true --max-queu
 new64="--max-batch-size 64 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
 nosplit="$new --split-by-length false"
 ab() {
+    [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]] || return 0
     python3 load-tests/sweep/ab.py "$grid" --out "$out/$1" --a="$2" --b="$3" \
         --concurrency "$4" --rates "$5" --rounds "$rounds" --duration-s "$secs"
 }

@@ -2,7 +2,10 @@
 //! upserted passages). A batch holds items of one lane only: background items are long
 //! passages, and a query batched with them would pay their padding and their run time. An item
 //! that did not fit the batch being formed is held back and opens a later batch, ahead of the
-//! rest of its lane (and a held background item still yields to any query).
+//! rest of its lane (and a held background item still yields to any query); so do the queries
+//! of a planned batch's later runs ([`Inbox::defer`]).
+
+use std::collections::VecDeque;
 
 use tokio::sync::mpsc::{self, error::TryRecvError};
 
@@ -11,7 +14,8 @@ use crate::entry::Entry;
 pub(crate) struct Inbox<T, R> {
     queries: mpsc::UnboundedReceiver<Entry<T, R>>,
     background: mpsc::UnboundedReceiver<Entry<T, R>>,
-    held_query: Option<Entry<T, R>>,
+    /// Queries taken off the channel and put back, oldest first.
+    held_query: VecDeque<Entry<T, R>>,
     held_background: Option<Entry<T, R>>,
 }
 
@@ -23,7 +27,7 @@ impl<T, R> Inbox<T, R> {
         Inbox {
             queries,
             background,
-            held_query: None,
+            held_query: VecDeque::new(),
             held_background: None,
         }
     }
@@ -31,7 +35,7 @@ impl<T, R> Inbox<T, R> {
     /// The item that opens the next batch, a query whenever one waits; `None` once both lanes
     /// are closed and empty.
     pub async fn first(&mut self) -> Option<Entry<T, R>> {
-        if let Some(entry) = self.held_query.take() {
+        if let Some(entry) = self.held_query.pop_front() {
             return Some(entry);
         }
         if let Ok(entry) = self.queries.try_recv() {
@@ -52,7 +56,10 @@ impl<T, R> Inbox<T, R> {
     pub fn try_next(&mut self, background: bool) -> Result<Entry<T, R>, TryRecvError> {
         match background {
             true => self.background.try_recv(),
-            false => self.queries.try_recv(),
+            false => match self.held_query.pop_front() {
+                Some(entry) => Ok(entry),
+                None => self.queries.try_recv(),
+            },
         }
     }
 
@@ -65,7 +72,16 @@ impl<T, R> Inbox<T, R> {
     pub fn hold_back(&mut self, entry: Entry<T, R>) {
         match entry.background {
             true => self.held_background = Some(entry),
-            false => self.held_query = Some(entry),
+            false => self.held_query.push_front(entry),
         }
+    }
+
+    /// Puts back queries taken for a batch but not run in it: they open the next batches,
+    /// oldest first, ahead of anything still on the channel (which arrived after them).
+    pub fn defer(&mut self, queries: impl IntoIterator<Item = Entry<T, R>>) {
+        self.held_query.extend(queries);
+        self.held_query
+            .make_contiguous()
+            .sort_by_key(|entry| entry.enqueued);
     }
 }

@@ -9,9 +9,10 @@
 //! whose caller went away or whose deadline passed are dropped before inference. The queue is
 //! bounded: a full queue refuses at once instead of growing, and so does admission when the
 //! queue ahead of a query would take the encoder longer than the query's deadline leaves or
-//! than the queue wait budget (`max_queue_wait`) allows. A closed batch may run as several
-//! length-sorted runs when that saves more padding than it costs; the run holding the oldest
-//! query goes first. Nothing here knows about gRPC or models.
+//! than the queue wait budget (`max_queue_wait`) allows. A closed batch is planned as
+//! length-sorted runs when that saves more padding than it costs; only the run holding the
+//! oldest query goes, the rest go back to the queue and are planned again with whatever
+//! arrives before the encoder is free. Nothing here knows about gRPC or models.
 //!
 //! # Layout
 //! - [`config`]: [`BatchConfig`], validated settings.

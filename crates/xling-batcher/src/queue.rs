@@ -131,7 +131,10 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             Inbox::new(rx, low_rx),
             batch_tx,
             config.clone(),
-            wait.clone(),
+            Formation {
+                wait: wait.clone(),
+                split: split.clone(),
+            },
             observer.clone(),
             in_flight,
             running.clone(),
@@ -268,15 +271,22 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     }
 }
 
+/// What shapes a batch besides the config: the wait policy, and the length split (when on).
+struct Formation {
+    wait: Arc<WaitPolicy>,
+    split: Option<Arc<LengthSplit>>,
+}
+
 async fn batching_task<T, R>(
     mut rx: Inbox<T, R>,
     batches: mpsc::Sender<Vec<Entry<T, R>>>,
     config: BatchConfig,
-    wait: Arc<WaitPolicy>,
+    formation: Formation,
     observer: Arc<dyn Observer>,
     in_flight: Arc<watch::Sender<usize>>,
     sent: Arc<Running>,
 ) {
+    let Formation { wait, split } = formation;
     let instances = sent.instances;
     let mut running = in_flight.subscribe();
     // When a batch opened on an idle encoder closed alone: its first item's arrival, so the
@@ -347,13 +357,40 @@ async fn batching_task<T, R>(
             }
             batch
         };
-        let live = retain_live(batch, observer.as_ref());
+        let mut live = retain_live(batch, observer.as_ref());
+        if let Some(split) = split
+            .as_ref()
+            .filter(|_| !live.is_empty() && !live[0].background)
+        {
+            live = first_run(split, live, &mut rx, observer.as_ref());
+        }
         if !live.is_empty() {
             sent.started(live.len());
             in_flight.send_modify(|n| *n += 1);
             slot.send(live);
         }
     }
+}
+
+/// Plans `batch` as length-sorted runs (see `split`) and returns the first (the one holding
+/// the oldest query); the other runs' queries go back to the front of the queue. The next run
+/// is planned again when an instance is free, from them and whatever arrived meanwhile: a
+/// query that just missed this batch is weighed against them by age instead of waiting for
+/// every run planned now (which, in a closed loop, made the latency tail: docs/batching-study.md).
+fn first_run<T, R>(
+    split: &LengthSplit,
+    batch: Vec<Entry<T, R>>,
+    rx: &mut Inbox<T, R>,
+    observer: &dyn Observer,
+) -> Vec<Entry<T, R>> {
+    let mut runs = split.cut(batch, |e| e.tokens).into_iter();
+    let first = runs.next().unwrap_or_default();
+    let later: Vec<Entry<T, R>> = runs.flatten().collect();
+    if !later.is_empty() {
+        observer.batch_split(2);
+        rx.defer(later);
+    }
+    first
 }
 
 /// The batch handed to an encoder instance last, which admission counts as running while

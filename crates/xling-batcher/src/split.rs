@@ -14,7 +14,10 @@
 //! Shortest-first alone answers most queries soonest, but under a closed loop it starves long
 //! queries: answered last, their clients' next requests just miss the batch that closes the
 //! moment the encoder is free, wait a whole extra batch, and make the latency tail. Oldest-first
-//! lets the queries that missed a batch go first in the next one.
+//! lets the queries that missed a batch go first in the next one. The queue runs only the
+//! first run of a plan and plans the rest again once the encoder is free (`queue::first_run`),
+//! so a query that arrived meanwhile is weighed by age against them rather than waiting for
+//! every run planned before it came.
 
 use std::time::Duration;
 

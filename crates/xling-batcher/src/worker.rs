@@ -1,7 +1,6 @@
 //! The inference threads: one per encoder instance, each running its own copy of the caller's
 //! function on one batch at a time, off the async runtime, and answering every item of the
-//! batch. A batch may run as several length-sorted runs (see `split`); each run is answered as
-//! soon as it finishes.
+//! batch. (A batch split by length arrives here one run at a time: see `queue::first_run`.)
 //!
 //! Batches are pulled, not assigned: every free instance waits on the one batch channel, so a
 //! batch goes to whichever instance frees first (as Triton's instance groups do). With a
@@ -25,7 +24,7 @@ pub(crate) struct Shared {
     pub permits: Arc<Semaphore>,
     pub capacity: usize,
     pub wait: Arc<WaitPolicy>,
-    /// Present when batches are split by length.
+    /// Present when batches are split by length: told every run's cost.
     pub split: Option<Arc<LengthSplit>>,
     /// Batches sent and not yet run; decremented as soon as an instance is free.
     pub in_flight: Arc<watch::Sender<usize>>,
@@ -100,28 +99,13 @@ where
     shared
         .observer
         .queue_depth(shared.capacity - shared.permits.available_permits());
-    let runs = match &shared.split {
-        Some(split) => split.cut(batch, |e| e.tokens),
-        None => vec![batch],
-    };
-    if runs.len() > 1 {
-        shared.observer.batch_split(runs.len());
-    }
-    let last = runs.len() - 1;
-    for (i, run) in runs.into_iter().enumerate() {
-        run_one(run, process, shared, instance, i == last);
-    }
+    run_one(batch, process, shared, instance);
 }
 
-/// Runs one run of a batch on `instance` and answers its items; `last` frees the instance
-/// for the next batch.
-fn run_one<T, R, F>(
-    batch: Vec<Entry<T, R>>,
-    process: &mut F,
-    shared: &Shared,
-    instance: usize,
-    last: bool,
-) where
+/// Runs a batch on `instance` and answers its items; the instance counts as free as soon as
+/// the encoder returns.
+fn run_one<T, R, F>(batch: Vec<Entry<T, R>>, process: &mut F, shared: &Shared, instance: usize)
+where
     F: FnMut(&[&T]) -> Result<Vec<R>, String>,
 {
     let started = Instant::now();
@@ -143,9 +127,7 @@ fn run_one<T, R, F>(
     if shared.correction.observe(predicted) {
         shared.observer.wait_ratio(shared.correction.ratio());
     }
-    if last {
-        shared.in_flight.send_modify(|n| *n -= 1);
-    }
+    shared.in_flight.send_modify(|n| *n -= 1);
     let size = batch.len();
     let longest = batch.iter().map(|e| e.tokens).max().unwrap_or(0);
     let outputs = match outcome {

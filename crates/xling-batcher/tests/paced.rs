@@ -286,6 +286,43 @@ async fn an_old_long_query_is_not_held_back_by_younger_short_ones() {
     assert_eq!(short.batch_size, 7);
 }
 
+/// A split batch's later runs are planned again when the encoder is free: a long query that
+/// arrives while the short run runs joins the deferred long query in one run, instead of
+/// waiting for it to run alone first (as when the whole batch's runs were fixed up front, which
+/// made a closed loop's latency tail).
+#[tokio::test(start_paused = true)]
+async fn a_deferred_run_is_planned_again_with_what_arrived_meanwhile() {
+    let (batcher, mut encoder) = Encoder::start(false, Duration::ZERO);
+    encoder.cost = by_tokens;
+    for tokens in [10, 20, 40] {
+        let ticket = batcher.submit(tokens, tokens as usize, None).unwrap();
+        encoder.run_items(1).await;
+        ticket.await.unwrap();
+    }
+    let mut tickets = vec![batcher.submit(5, 5, None).unwrap()];
+    encoder.started.recv().await.unwrap();
+    let lengths = [8, 60, 10, 9, 10, 9, 10, 10];
+    tickets.extend(lengths.map(|t| batcher.submit(t, t as usize, None).unwrap()));
+    tokio::time::advance(by_tokens(&[5])).await;
+    encoder.gate.send(()).unwrap();
+    // The short run starts; a long query arrives while it runs.
+    assert_eq!(encoder.started.recv().await.unwrap(), 7);
+    let late = batcher.submit(58, 58, None).unwrap();
+    tokio::time::advance(by_tokens(&[10; 7])).await;
+    encoder.gate.send(()).unwrap();
+    encoder.run_items(2).await;
+    let done = all(tickets).await;
+    let late = late.await.unwrap();
+    let seen = encoder.seen.lock().unwrap()[4..].to_vec();
+    assert_eq!(seen, [vec![8, 9, 9, 10, 10, 10, 10], vec![60, 58]]);
+    assert_eq!((done[2].batch_size, late.batch_size), (2, 2));
+    assert_eq!(
+        late.queue_wait,
+        by_tokens(&[10; 7]),
+        "only the short run ahead"
+    );
+}
+
 /// The queue wait budget refuses at once, without a deadline, what the fit predicts would wait
 /// too long (the message names the budget), and admits again once the queue has drained;
 /// everything admitted is answered.
