@@ -6,7 +6,7 @@ between two runs); here both sweeps alternate ROUNDS times and each ef keeps its
 Per library and ef: recall@10 over the 2,000 queries, best QPS. Then for each target recall the
 first ef reaching it, and xling / hnswlib.
 
-Usage: qps_ab.py DATA WORK XLING_INDEX [--rounds 3] [--xling BIN]
+Usage: qps_ab.py DATA WORK XLING_INDEX [--rounds 3] [--efs 10,16,...] [--xling BIN]
   (DATA, WORK: run.sh's n$N and work-$N folders; hnswlib.index must be there)
 """
 
@@ -25,13 +25,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from bench_libs import at_recall, load, recall, search  # noqa: E402
 
 EFS = [10, 12, 16, 20, 24, 32, 48, 64, 96, 128]
-TARGETS = ["0.9", "0.95", "0.99"]
+TARGETS = ["0.8", "0.85", "0.9", "0.95", "0.99"]
 
 
-def xling_sweep(binary, index, queries):
+def xling_sweep(binary, index, queries, truth, efs):
     out = subprocess.run(
         ["taskset", "-c", "0", binary, "index", "bench", str(index), "--query-vectors",
-         str(queries), "--exact-max", "0", "--ef", ",".join(map(str, EFS))],
+         str(queries), "--truth", str(truth), "--exact-max", "0", "--ef", ",".join(map(str, efs))],
         check=True, stdout=subprocess.PIPE, text=True,
     ).stdout
     rows = {}
@@ -42,18 +42,18 @@ def xling_sweep(binary, index, queries):
     return rows
 
 
-def hnswlib_sweep(index, queries, gt):
+def hnswlib_sweep(index, queries, gt, efs):
     rows = {}
-    for ef in EFS:
+    for ef in efs:
         found, secs = search("hnswlib", index, queries, gt.shape[1], ef)
         rows[ef] = (recall(found, gt), len(queries) / secs)
     return rows
 
 
-def best(rounds):
+def best(rounds, efs):
     return [
         {"ef": ef, "recall": rounds[0][ef][0], "qps": max(r[ef][1] for r in rounds)}
-        for ef in EFS
+        for ef in efs
     ]
 
 
@@ -63,18 +63,22 @@ def main():
     p.add_argument("work", type=pathlib.Path)
     p.add_argument("xling_index", type=pathlib.Path)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--efs", default=",".join(map(str, EFS)))
     p.add_argument("--xling", default=str(pathlib.Path(__file__).parents[2] / "target/release/xling"))
     a = p.parse_args()
     os.sched_setaffinity(0, {0})  # hnswlib on the core xling is pinned to
     queries = np.load(a.data / "queries.npy")
     gt = np.load(a.data / "gt.npy")
     index, _, _ = load("hnswlib", a.work / "hnswlib.index", queries.shape[1])
+    efs = [int(e) for e in a.efs.split(",")]
+    truth = a.work / "gt.u32"  # the same ground truth for both, in the form `index bench` reads
+    gt.astype("<u4").tofile(truth)
     ours, theirs = [], []
     for r in range(a.rounds):
-        ours.append(xling_sweep(a.xling, a.xling_index, a.data / "queries.npy"))
-        theirs.append(hnswlib_sweep(index, queries, gt))
+        ours.append(xling_sweep(a.xling, a.xling_index, a.data / "queries.npy", truth, efs))
+        theirs.append(hnswlib_sweep(index, queries, gt, efs))
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
-    result = {"xling": best(ours), "hnswlib": best(theirs), "rounds": a.rounds,
+    result = {"xling": best(ours, efs), "hnswlib": best(theirs, efs), "rounds": a.rounds,
               "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print(f"{'ef':>5} {'xling recall':>13} {'qps':>8} {'hnswlib recall':>15} {'qps':>8}")
     for x, h in zip(result["xling"], result["hnswlib"]):

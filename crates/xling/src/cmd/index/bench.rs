@@ -41,6 +41,11 @@ pub struct BenchArgs {
     /// [default: the library's DEFAULT_EXACT_SUBSET_MAX]
     #[arg(long)]
     exact_max: Option<usize>,
+    /// Ground truth instead of an exact scan per query (at 1M that scan takes minutes per
+    /// run): the exact top-k slots of each query as little-endian u32, queries x k, in query
+    /// order (e.g. numpy: `gt.astype('<u4').tofile(path)`).
+    #[arg(long)]
+    truth: Option<PathBuf>,
     /// Encoder device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: Device,
@@ -79,8 +84,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "{:>6}  {:>9}  {:>8}  {:>8}  {:>8}  {:>8}",
         "ef", "recall@k", "mean_us", "p50_us", "p99_us", "qps"
     );
-    let (truth, times) = timed(&vectors, |q| index.exact_search(q, args.k, filter))?;
-    print_row("exact", 1.0, &times);
+    let truth = match &args.truth {
+        Some(path) => read_truth(path, vectors.len(), args.k)?,
+        None => {
+            let (truth, times) = timed(&vectors, |q| index.exact_search(q, args.k, filter))?;
+            print_row("exact", 1.0, &times);
+            truth
+                .iter()
+                .map(|hits| hits.iter().map(|h| h.slot).collect())
+                .collect()
+        }
+    };
     for &ef in &args.ef {
         let (hits, times) = timed(&vectors, |q| index.search(q, args.k, ef, filter))?;
         print_row(&ef.to_string(), recall(&truth, &hits), &times);
@@ -164,15 +178,29 @@ fn timed(
     Ok((hits, times))
 }
 
+/// The exact top-k slots of each of `queries` queries from a `--truth` file.
+fn read_truth(path: &Path, queries: usize, k: usize) -> anyhow::Result<Vec<Vec<u32>>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let want = queries * k * 4;
+    anyhow::ensure!(
+        bytes.len() >= want,
+        "{}: {} bytes, {queries} queries x k {k} need {want}",
+        path.display(),
+        bytes.len()
+    );
+    let slots: Vec<u32> = bytes[..want]
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    Ok(slots.chunks(k).map(<[u32]>::to_vec).collect())
+}
+
 /// Fraction of the exact top-k slots the approximate search found.
-fn recall(truth: &[Vec<Hit>], found: &[Vec<Hit>]) -> f64 {
+fn recall(truth: &[Vec<u32>], found: &[Vec<Hit>]) -> f64 {
     let (mut hit, mut total) = (0usize, 0usize);
     for (t, f) in truth.iter().zip(found) {
         total += t.len();
-        hit += f
-            .iter()
-            .filter(|h| t.iter().any(|x| x.slot == h.slot))
-            .count();
+        hit += f.iter().filter(|h| t.contains(&h.slot)).count();
     }
     hit as f64 / total.max(1) as f64
 }
