@@ -226,13 +226,14 @@ async fn a_query_that_cannot_make_its_deadline_is_refused_at_once() {
     assert_eq!(all(queued).await.last().unwrap().output, 100);
 }
 
-/// Queries of `lengths` (value = length) queue, in that order, behind a running lone query of
-/// 5 tokens, once a token-paced encoder's per-token cost is known; they form one batch. Returns
-/// the batches the encoder saw after the lone one and every query's result (the lone first).
-async fn behind_a_running_query(lengths: [u32; 8]) -> (Vec<Vec<u32>>, Vec<Done<u32>>) {
+/// A token-paced encoder that knows its per-token cost (lone queries of three lengths ran), a
+/// lone query of 5 tokens running, and queries of `lengths` (value = length) queued behind it
+/// in that order. Returns the tickets (the lone one first).
+async fn queued_behind_a_running_query(
+    lengths: [u32; 8],
+) -> (Batcher<u32, u32>, Encoder, Vec<Ticket<u32>>) {
     let (batcher, mut encoder) = Encoder::start(false, Duration::ZERO);
     encoder.cost = by_tokens;
-    // Teach the per-token cost: lone queries of three lengths.
     for tokens in [10, 20, 40] {
         let ticket = batcher.submit(tokens, tokens as usize, None).unwrap();
         encoder.run_items(1).await;
@@ -241,6 +242,14 @@ async fn behind_a_running_query(lengths: [u32; 8]) -> (Vec<Vec<u32>>, Vec<Done<u
     let mut tickets = vec![batcher.submit(5, 5, None).unwrap()];
     encoder.started.recv().await.unwrap();
     tickets.extend(lengths.map(|t| batcher.submit(t, t as usize, None).unwrap()));
+    (batcher, encoder, tickets)
+}
+
+/// [`queued_behind_a_running_query`], then everything runs: the queued queries form one
+/// batch. Returns the batches the encoder saw after the lone one and every query's result
+/// (the lone first).
+async fn behind_a_running_query(lengths: [u32; 8]) -> (Vec<Vec<u32>>, Vec<Done<u32>>) {
+    let (_batcher, mut encoder, tickets) = queued_behind_a_running_query(lengths).await;
     for _ in 0..5 {
         tokio::task::yield_now().await;
     }
@@ -292,17 +301,8 @@ async fn an_old_long_query_is_not_held_back_by_younger_short_ones() {
 /// made a closed loop's latency tail).
 #[tokio::test(start_paused = true)]
 async fn a_deferred_run_is_planned_again_with_what_arrived_meanwhile() {
-    let (batcher, mut encoder) = Encoder::start(false, Duration::ZERO);
-    encoder.cost = by_tokens;
-    for tokens in [10, 20, 40] {
-        let ticket = batcher.submit(tokens, tokens as usize, None).unwrap();
-        encoder.run_items(1).await;
-        ticket.await.unwrap();
-    }
-    let mut tickets = vec![batcher.submit(5, 5, None).unwrap()];
-    encoder.started.recv().await.unwrap();
-    let lengths = [8, 60, 10, 9, 10, 9, 10, 10];
-    tickets.extend(lengths.map(|t| batcher.submit(t, t as usize, None).unwrap()));
+    let (batcher, mut encoder, tickets) =
+        queued_behind_a_running_query([8, 60, 10, 9, 10, 9, 10, 10]).await;
     tokio::time::advance(by_tokens(&[5])).await;
     encoder.gate.send(()).unwrap();
     // The short run starts; a long query arrives while it runs.
