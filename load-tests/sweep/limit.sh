@@ -20,6 +20,8 @@ old="--max-batch-size 32 --max-wait-us 2000 --adaptive-wait false --max-queue-wa
 new="--max-batch-size 32 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
 adaptive="--max-batch-size 32 --max-wait-us 2000 --adaptive-wait true --max-queue-wait-ms 500"
 new64="--max-batch-size 64 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
+inst2="$new --encoder-instances 2 --intra-threads 1"
+fair="$new --fair-runs true"
 new16="--max-batch-size 16 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
 nosplit="$new --split-by-length false"
 ab() {
@@ -32,9 +34,13 @@ ab new-vs-adaptive "$new" "$adaptive" 1,32,64 "$rate"
 ab mbs32-vs-mbs64 "$new" "$new64" 32,64 "$rate"
 ab split-vs-nosplit "$new" "$nosplit" 32,64 "$rate"
 ab mbs32-vs-mbs16 "$new" "$new16" 32,64 "$rate"
+ab inst1-vs-inst2 "$new" "$inst2" 32,64 "$rate"
+ab new-vs-fair "$new" "$fair" 32,64 "$rate"
 python3 load-tests/sweep/limit_report.py --bench "$out/encoder.json" \
     --ab "$out/old-vs-new=old defaults,new defaults" \
     --ab "$out/new-vs-adaptive=new defaults,adaptive" \
     --ab "$out/mbs32-vs-mbs64=new defaults,new with max batch 64" \
     --ab "$out/split-vs-nosplit=new defaults,new without the length split" \
-    --ab "$out/mbs32-vs-mbs16=new defaults,new with max batch 16" | tee "$out/limit.md"
+    --ab "$out/mbs32-vs-mbs16=new defaults,new with max batch 16" \
+    --ab "$out/inst1-vs-inst2=new defaults,new with 2 instances of 1 thread" \
+    --ab "$out/new-vs-fair=new defaults,new with fair runs" | tee "$out/limit.md"

@@ -26,6 +26,10 @@ pub struct BatchConfig {
     pub adaptive_wait: bool,
     /// Run a closed batch as length-sorted runs when the padding saved pays for the extra runs.
     pub split_by_length: bool,
+    /// With the split: plan a run only from queries that have waited at least half as long as
+    /// the oldest, so younger queries of a common length cannot overtake an older one of a
+    /// rare length run after run (the closed-loop latency tail, docs/batching-study.md).
+    pub fair_runs: bool,
 }
 
 impl BatchConfig {
@@ -43,6 +47,7 @@ impl BatchConfig {
         max_background_tokens: 512,
         adaptive_wait: false,
         split_by_length: true,
+        fair_runs: false,
     };
 
     /// Whether a batch opened while the encoder is busy stays open until it is free (it could

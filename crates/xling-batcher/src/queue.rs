@@ -134,6 +134,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             Formation {
                 wait: wait.clone(),
                 split: split.clone(),
+                fair_runs: config.fair_runs,
             },
             observer.clone(),
             in_flight,
@@ -275,6 +276,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
 struct Formation {
     wait: Arc<WaitPolicy>,
     split: Option<Arc<LengthSplit>>,
+    fair_runs: bool,
 }
 
 async fn batching_task<T, R>(
@@ -286,7 +288,11 @@ async fn batching_task<T, R>(
     in_flight: Arc<watch::Sender<usize>>,
     sent: Arc<Running>,
 ) {
-    let Formation { wait, split } = formation;
+    let Formation {
+        wait,
+        split,
+        fair_runs,
+    } = formation;
     let instances = sent.instances;
     let mut running = in_flight.subscribe();
     // When a batch opened on an idle encoder closed alone: its first item's arrival, so the
@@ -362,7 +368,7 @@ async fn batching_task<T, R>(
             .as_ref()
             .filter(|_| !live.is_empty() && !live[0].background)
         {
-            live = first_run(split, live, &mut rx, observer.as_ref());
+            live = first_run(split, live, fair_runs, &mut rx, observer.as_ref());
         }
         if !live.is_empty() {
             sent.started(live.len());
@@ -377,15 +383,31 @@ async fn batching_task<T, R>(
 /// is planned again when an instance is free, from them and whatever arrived meanwhile: a
 /// query that just missed this batch is weighed against them by age instead of waiting for
 /// every run planned now (which, in a closed loop, made the latency tail: docs/batching-study.md).
+/// With `fair`, only queries that have waited at least half as long as the oldest are planned
+/// (the others wait for a later run).
 fn first_run<T, R>(
     split: &LengthSplit,
     batch: Vec<Entry<T, R>>,
+    fair: bool,
     rx: &mut Inbox<T, R>,
     observer: &dyn Observer,
 ) -> Vec<Entry<T, R>> {
-    let mut runs = split.cut(batch, |e| e.tokens).into_iter();
+    let (planned, young): (Vec<_>, Vec<_>) = if fair {
+        let now = Instant::now();
+        let oldest = batch
+            .iter()
+            .map(|e| now - e.enqueued)
+            .max()
+            .unwrap_or_default();
+        batch
+            .into_iter()
+            .partition(|e| (now - e.enqueued) * 2 >= oldest)
+    } else {
+        (batch, Vec::new())
+    };
+    let mut runs = split.cut(planned, |e| e.tokens).into_iter();
     let first = runs.next().unwrap_or_default();
-    let later: Vec<Entry<T, R>> = runs.flatten().collect();
+    let later: Vec<Entry<T, R>> = runs.flatten().chain(young).collect();
     if !later.is_empty() {
         observer.batch_split(2);
         rx.defer(later);

@@ -48,6 +48,7 @@ impl Encoder {
             max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
             adaptive_wait: adaptive,
             split_by_length: true,
+            fair_runs: false,
         })
     }
 
@@ -323,6 +324,51 @@ async fn a_deferred_run_is_planned_again_with_what_arrived_meanwhile() {
     );
 }
 
+/// `fair_runs`: a run is planned only from queries that have waited at least half as long as
+/// the oldest. A short and a long query queue, then 5 shorts 10 ms later: without it the
+/// young shorts join the old short's run and the long query runs last; with it the old short
+/// and the long one are planned alone (two items: the fit keeps them in one run) and go ahead
+/// of the young ones.
+#[tokio::test(start_paused = true)]
+async fn fair_runs_keep_young_short_queries_from_overtaking_an_older_long_one() {
+    for (fair, expected) in [
+        (false, vec![vec![10, 11, 12, 13, 14, 15], vec![60]]),
+        (true, vec![vec![10, 60], vec![11, 12, 13, 14, 15]]),
+    ] {
+        let (batcher, mut encoder) = Encoder::start_with(BatchConfig {
+            fair_runs: fair,
+            ..BatchConfig::DEFAULT
+        });
+        encoder.cost = by_tokens;
+        for tokens in [10, 20, 40] {
+            let ticket = batcher.submit(tokens, tokens as usize, None).unwrap();
+            encoder.run_items(1).await;
+            ticket.await.unwrap();
+        }
+        let mut tickets = vec![batcher.submit(5, 5, None).unwrap()];
+        encoder.started.recv().await.unwrap();
+        tickets.push(batcher.submit(10, 10, None).unwrap());
+        tickets.push(batcher.submit(60, 60, None).unwrap());
+        tokio::time::advance(10 * MS).await;
+        tickets.extend((11..16).map(|t| batcher.submit(t, 10, None).unwrap()));
+        encoder.gate.send(()).unwrap();
+        encoder.run_items(7).await;
+        let done = all(tickets).await;
+        let seen = encoder.seen.lock().unwrap()[4..].to_vec();
+        assert_eq!(seen, expected, "fair_runs {fair}");
+        let long_waited = done[2].queue_wait;
+        if fair {
+            assert_eq!(long_waited, 10 * MS, "only the running query ahead");
+        } else {
+            assert_eq!(
+                long_waited,
+                10 * MS + by_tokens(&[10, 11, 12, 13, 14, 15]),
+                "behind the young shorts"
+            );
+        }
+    }
+}
+
 /// The queue wait budget refuses at once, without a deadline, what the fit predicts would wait
 /// too long (the message names the budget), and admits again once the queue has drained;
 /// everything admitted is answered.
@@ -337,6 +383,7 @@ async fn the_queue_wait_budget_refuses_at_once_and_loses_nothing() {
         max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: false,
         split_by_length: true,
+        fair_runs: false,
     });
     teach_two_batch_sizes(&batcher, &mut encoder, None).await;
 
@@ -384,6 +431,7 @@ async fn admission_learns_that_its_predictions_fall_short() {
         max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: false,
         split_by_length: false,
+        fair_runs: false,
     });
     teach_two_batch_sizes(&batcher, &mut encoder, None).await;
     let mut id = 100;
