@@ -227,21 +227,28 @@ async fn a_query_that_cannot_make_its_deadline_is_refused_at_once() {
     assert_eq!(all(queued).await.last().unwrap().output, 100);
 }
 
-/// A token-paced encoder that knows its per-token cost (lone queries of three lengths ran), a
-/// lone query of 5 tokens running, and queries of `lengths` (value = length) queued behind it
-/// in that order. Returns the tickets (the lone one first).
-async fn queued_behind_a_running_query(
-    lengths: [u32; 8],
-) -> (Batcher<u32, u32>, Encoder, Vec<Ticket<u32>>) {
-    let (batcher, mut encoder) = Encoder::start(false, Duration::ZERO);
+/// Makes `encoder` token-paced and teaches the batcher its per-token cost (lone queries of
+/// three lengths run), then starts a lone query of 5 tokens and returns its ticket once it
+/// runs (the test opens the gate).
+async fn one_running(batcher: &Batcher<u32, u32>, encoder: &mut Encoder) -> Ticket<u32> {
     encoder.cost = by_tokens;
     for tokens in [10, 20, 40] {
         let ticket = batcher.submit(tokens, tokens as usize, None).unwrap();
         encoder.run_items(1).await;
         ticket.await.unwrap();
     }
-    let mut tickets = vec![batcher.submit(5, 5, None).unwrap()];
+    let ticket = batcher.submit(5, 5, None).unwrap();
     encoder.started.recv().await.unwrap();
+    ticket
+}
+
+/// [`one_running`], with queries of `lengths` (value = length) queued behind the lone one in
+/// that order. Returns the tickets (the lone one first).
+async fn queued_behind_a_running_query(
+    lengths: [u32; 8],
+) -> (Batcher<u32, u32>, Encoder, Vec<Ticket<u32>>) {
+    let (batcher, mut encoder) = Encoder::start(false, Duration::ZERO);
+    let mut tickets = vec![one_running(&batcher, &mut encoder).await];
     tickets.extend(lengths.map(|t| batcher.submit(t, t as usize, None).unwrap()));
     (batcher, encoder, tickets)
 }
@@ -339,14 +346,7 @@ async fn fair_runs_keep_young_short_queries_from_overtaking_an_older_long_one() 
             fair_runs: fair,
             ..BatchConfig::DEFAULT
         });
-        encoder.cost = by_tokens;
-        for tokens in [10, 20, 40] {
-            let ticket = batcher.submit(tokens, tokens as usize, None).unwrap();
-            encoder.run_items(1).await;
-            ticket.await.unwrap();
-        }
-        let mut tickets = vec![batcher.submit(5, 5, None).unwrap()];
-        encoder.started.recv().await.unwrap();
+        let mut tickets = vec![one_running(&batcher, &mut encoder).await];
         tickets.push(batcher.submit(10, 10, None).unwrap());
         tickets.push(batcher.submit(60, 60, None).unwrap());
         tokio::time::advance(10 * MS).await;
