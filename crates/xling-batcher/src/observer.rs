@@ -25,8 +25,8 @@ pub struct BatchStats {
 /// implementations cheap and non-blocking.
 pub trait Observer: Send + Sync + 'static {
     fn batch_done(&self, _stats: BatchStats) {}
-    /// A closed batch runs as `runs` (> 1) length-sorted runs, each then reported by
-    /// `batch_done`.
+    /// A closed batch was planned as `runs` (> 1) length-sorted runs: the first runs (reported
+    /// by `batch_done`), the others' queries are planned again.
     fn batch_split(&self, _runs: usize) {}
     fn dropped(&self, _reason: DropReason) {}
     fn queue_depth(&self, _depth: usize) {}

@@ -405,11 +405,14 @@ fn first_run<T, R>(
     } else {
         (batch, Vec::new())
     };
-    let mut runs = split.cut(planned, |e| e.tokens).into_iter();
+    let runs = split.cut(planned, |e| e.tokens);
+    if runs.len() > 1 {
+        observer.batch_split(runs.len());
+    }
+    let mut runs = runs.into_iter();
     let first = runs.next().unwrap_or_default();
     let later: Vec<Entry<T, R>> = runs.flatten().chain(young).collect();
     if !later.is_empty() {
-        observer.batch_split(2);
         rx.defer(later);
     }
     first

@@ -31,7 +31,13 @@ impl Distance<i8> for DotI8 {
 
 /// Cosine score of a hit as reported to callers: `1 - distance`.
 pub fn score(a: &[f32], b: &[f32]) -> f32 {
-    1.0 - UnitDot.eval(a, b)
+    score_of_dot(dot(a, b))
+}
+
+/// [`score`] from a dot product already computed (the walk's): `1 - UnitDot`'s distance, with
+/// the same arithmetic, so a walk's hit and an exact scan's compare equal.
+pub(crate) fn score_of_dot(dot: f32) -> f32 {
+    1.0 - (1.0 - dot).max(0.0)
 }
 
 /// Dot product of two equal-length rows. With AVX2 and FMA (checked once at run time; the

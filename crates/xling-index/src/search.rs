@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::distance::{dot, dot_i8, score};
+use crate::distance::{dot, dot_i8, score, score_of_dot};
 use crate::error::IndexError;
 use crate::index::Index;
 use crate::lang::is_iso639_1;
@@ -285,8 +285,7 @@ impl Index {
                 .take(k)
                 .map(|s| Hit {
                     slot: s.slot,
-                    // The same arithmetic as `score`, so an exact scan's hit compares equal.
-                    score: 1.0 - (1.0 - s.score).max(0.0),
+                    score: score_of_dot(s.score),
                 })
                 .collect();
         };

@@ -108,7 +108,7 @@ fn describe() {
     describe_histogram!(BATCH_SIZE, "Queries per encoded batch.");
     describe_counter!(
         BATCHES_SPLIT,
-        "Closed batches run as several length-sorted runs to save padding."
+        "Closed batches planned as several length-sorted runs to save padding (the first runs, the rest are planned again)."
     );
     describe_histogram!(
         BATCH_TOKENS,
