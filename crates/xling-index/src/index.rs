@@ -288,11 +288,11 @@ impl Index {
         self.int8.as_ref()
     }
 
-    /// Bytes this index holds in RAM: the per-slot language tables (2 + 4 bytes a passage)
-    /// and the visited sets of walks (2 bytes a passage per concurrent walk, kept for reuse).
+    /// Bytes this index holds in RAM: the per-slot language tables (2 + 4 bytes a passage).
+    /// Not counted: the walks' visited sets (2 bytes a passage per concurrent walk, kept for
+    /// reuse), which grow with the load after this figure is reported at load time.
     pub fn bytes_in_ram(&self) -> u64 {
-        let walks = self.graph.visited.len() as u64;
-        self.len() as u64 * (6 + 2 * walks)
+        self.len() as u64 * 6
     }
 
     /// Bytes mapped from its files (resident only as far as the page cache keeps them): the

@@ -73,11 +73,6 @@ impl Visited {
 pub(crate) struct VisitedPool(Mutex<Vec<Visited>>);
 
 impl VisitedPool {
-    /// Sets kept (the most walks that ran at once so far).
-    pub(crate) fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
     fn take(&self) -> Visited {
         let spare = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
         spare.unwrap_or(Visited {
