@@ -26,10 +26,10 @@ pub struct BatchConfig {
     pub adaptive_wait: bool,
     /// Run a closed batch as length-sorted runs when the padding saved pays for the extra runs.
     pub split_by_length: bool,
-    /// With the split: plan a run only from queries that have waited at least half as long as
-    /// the oldest, so younger queries of a common length cannot overtake an older one of a
-    /// rare length run after run (the closed-loop latency tail, docs/batching-study.md).
-    pub fair_runs: bool,
+    /// With the split: plan each run from this many of the oldest queued queries (0: from the
+    /// whole batch), so at most this many younger queries overtake an older one; what bounds
+    /// the closed-loop latency tail (docs/batching-study.md, "Reorder window").
+    pub split_window: usize,
 }
 
 impl BatchConfig {
@@ -47,13 +47,26 @@ impl BatchConfig {
         max_background_tokens: 512,
         adaptive_wait: false,
         split_by_length: true,
-        fair_runs: false,
+        // Off: a window tightens the saturated tail only by giving up the length split's
+        // throughput (docs/batching-study.md, "Reorder window"); a setting for tail-bound
+        // deployments.
+        split_window: 0,
     };
 
     /// Whether a batch opened while the encoder is busy stays open until it is free (it could
     /// not start earlier anyway): in adaptive mode, and with no fixed wait.
     pub fn holds_while_busy(&self) -> bool {
         self.adaptive_wait || self.max_wait.is_zero()
+    }
+
+    /// Most queries one run holds: `max_batch_size`, or the split window when it is smaller
+    /// (a split run is planned from the window; a batch that is not worth splitting still runs
+    /// whole, which admission's wait correction then learns).
+    pub fn max_run(&self) -> usize {
+        match self.split_window {
+            w if self.split_by_length && w > 0 => w.min(self.max_batch_size),
+            _ => self.max_batch_size,
+        }
     }
 
     /// Checks the settings; the message names the bad one.
@@ -128,6 +141,20 @@ mod tests {
             ..base
         })
         .contains("queue_capacity"));
+    }
+
+    #[test]
+    fn runs_hold_at_most_the_split_window() {
+        let base = BatchConfig::default();
+        assert_eq!(base.max_run(), 32, "no window: the max batch");
+        let window = |split_window, split_by_length| BatchConfig {
+            split_window,
+            split_by_length,
+            ..base.clone()
+        };
+        assert_eq!(window(8, true).max_run(), 8);
+        assert_eq!(window(64, true).max_run(), 32);
+        assert_eq!(window(8, false).max_run(), 32, "no split, no window");
     }
 
     #[test]

@@ -59,7 +59,9 @@ pub struct Batcher<T, R> {
     tx: Mutex<Option<Lanes<T, R>>>,
     permits: Arc<Semaphore>,
     capacity: usize,
-    max_batch_size: usize,
+    /// Most queries one run holds: the max batch, or the split window when smaller. Admission
+    /// predicts the queue ahead in runs of this size.
+    max_run: usize,
     max_queue_wait: Duration,
     running: Arc<Running>,
     cost: Arc<CostModel>,
@@ -134,7 +136,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             Formation {
                 wait: wait.clone(),
                 split: split.clone(),
-                fair_runs: config.fair_runs,
+                split_window: config.split_window,
             },
             observer.clone(),
             in_flight,
@@ -147,7 +149,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             })),
             permits,
             capacity: config.queue_capacity,
-            max_batch_size: config.max_batch_size,
+            max_run: config.max_run(),
             max_queue_wait: config.max_queue_wait,
             running,
             cost: wait.cost(),
@@ -228,12 +230,12 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
             return Ok(None);
         }
         let ahead = self.depth();
-        let Some(queued) = self.cost.time_to_run(ahead + 1, self.max_batch_size) else {
+        let Some(queued) = self.cost.time_to_run(ahead + 1, self.max_run) else {
             return Ok(None);
         };
         // Instances run batches side by side; the fit is of one instance's (contended) runs.
         let queued = queued / self.running.instances as u32;
-        let predicted = queued + self.running.left(&self.cost, self.max_batch_size);
+        let predicted = queued + self.running.left(&self.cost, self.max_run);
         let needed = self.correction.apply(predicted);
         let needed_ms = needed.as_millis() as u64;
         if let Some(budget) = budget.filter(|&b| needed > b) {
@@ -276,7 +278,7 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
 struct Formation {
     wait: Arc<WaitPolicy>,
     split: Option<Arc<LengthSplit>>,
-    fair_runs: bool,
+    split_window: usize,
 }
 
 async fn batching_task<T, R>(
@@ -291,7 +293,7 @@ async fn batching_task<T, R>(
     let Formation {
         wait,
         split,
-        fair_runs,
+        split_window,
     } = formation;
     let instances = sent.instances;
     let mut running = in_flight.subscribe();
@@ -368,7 +370,7 @@ async fn batching_task<T, R>(
             .as_ref()
             .filter(|_| !live.is_empty() && !live[0].background)
         {
-            live = first_run(split, live, fair_runs, &mut rx, observer.as_ref());
+            live = first_run(split, live, split_window, &mut rx, observer.as_ref());
         }
         if !live.is_empty() {
             sent.started(live.len());
@@ -379,43 +381,26 @@ async fn batching_task<T, R>(
 }
 
 /// Plans `batch` as length-sorted runs (see `split`) and returns the first (the one holding
-/// the oldest query); the other runs' queries go back to the front of the queue. The next run
-/// is planned again when an instance is free, from them and whatever arrived meanwhile: a
-/// query that just missed this batch is weighed against them by age instead of waiting for
-/// every run planned now (which, in a closed loop, made the latency tail: docs/batching-study.md).
-/// With `fair`, only queries that have waited at least half as long as the oldest are planned
-/// (the others wait for a later run).
+/// the oldest query, planned from the `window` oldest); the other queries go back to the front
+/// of the queue. The next run is planned again when an instance is free, from them and
+/// whatever arrived meanwhile: a query that just missed this batch is weighed against them by
+/// age instead of waiting for every run planned now (which, in a closed loop, made the latency
+/// tail: docs/batching-study.md).
 fn first_run<T, R>(
     split: &LengthSplit,
     batch: Vec<Entry<T, R>>,
-    fair: bool,
+    window: usize,
     rx: &mut Inbox<T, R>,
     observer: &dyn Observer,
 ) -> Vec<Entry<T, R>> {
-    let (planned, young): (Vec<_>, Vec<_>) = if fair {
-        let now = Instant::now();
-        let oldest = batch
-            .iter()
-            .map(|e| now - e.enqueued)
-            .max()
-            .unwrap_or_default();
-        batch
-            .into_iter()
-            .partition(|e| (now - e.enqueued) * 2 >= oldest)
-    } else {
-        (batch, Vec::new())
-    };
-    let runs = split.cut(planned, |e| e.tokens);
-    if runs.len() > 1 {
-        observer.batch_split(runs.len());
+    let plan = split.first_run(batch, |e| e.tokens, window);
+    if plan.planned > 1 {
+        observer.batch_split(plan.planned);
     }
-    let mut runs = runs.into_iter();
-    let first = runs.next().unwrap_or_default();
-    let later: Vec<Entry<T, R>> = runs.flatten().chain(young).collect();
-    if !later.is_empty() {
-        rx.defer(later);
+    if !plan.later.is_empty() {
+        rx.defer(plan.later);
     }
-    first
+    plan.run
 }
 
 /// The batch handed to an encoder instance last, which admission counts as running while

@@ -52,35 +52,80 @@ impl LengthSplit {
         self.cost.observe(rows * longest, run_time);
     }
 
-    /// Cuts `batch` (in arrival order) into runs; `tokens` gives an item's length. Until the
-    /// fit has seen more than one padded size, the batch stays whole (in its original order).
-    pub fn cut<E>(&self, batch: Vec<E>, tokens: impl Fn(&E) -> usize) -> Vec<Vec<E>> {
-        let Some(fit) = self.cost.fit().filter(|f| f.spread) else {
-            return vec![batch];
+    /// The run to encode now from `batch` (oldest first), and the items left for a later plan.
+    /// Until the fit has seen more than one padded size, or where splitting saves too little,
+    /// the batch runs whole (in its order). Otherwise the run is planned from the `window`
+    /// oldest items only (0: from the whole batch): the run holding the oldest and its
+    /// length-mates among them. The window bounds how many younger queries can overtake an
+    /// older one, which is what widens the closed-loop latency tail (docs/batching-study.md,
+    /// "Reorder window").
+    pub fn first_run<E>(
+        &self,
+        mut batch: Vec<E>,
+        tokens: impl Fn(&E) -> usize,
+        window: usize,
+    ) -> FirstRun<E> {
+        let whole = |run| FirstRun {
+            run,
+            later: Vec::new(),
+            planned: 1,
         };
-        // Each item with its arrival rank, sorted by length (stable: equal lengths keep order).
-        let mut sorted: Vec<(usize, E)> = batch.into_iter().enumerate().collect();
-        sorted.sort_by_key(|(_, e)| tokens(e));
-        let lengths: Vec<usize> = sorted.iter().map(|(_, e)| tokens(e)).collect();
-        let ends = plan(&lengths, &fit);
-        // Take runs off the back: each starts where the one before it ends.
-        let mut runs: Vec<Vec<(usize, E)>> = ends[..ends.len() - 1]
-            .iter()
-            .rev()
-            .map(|&start| sorted.split_off(start))
-            .collect();
-        runs.push(sorted);
-        runs.reverse();
-        if runs.len() == 1 {
-            // Not split: keep arrival order, as the encoder saw it before.
-            runs[0].sort_by_key(|&(rank, _)| rank);
+        let Some(fit) = self.cost.fit().filter(|f| f.spread) else {
+            return whole(batch);
+        };
+        let mut lengths: Vec<usize> = batch.iter().map(&tokens).collect();
+        lengths.sort_unstable();
+        if plan(&lengths, &fit).len() == 1 {
+            return whole(batch);
         }
-        // Oldest first; `sort_by_key` is stable, so ties keep the shorter run first.
-        runs.sort_by_key(|run| run.iter().map(|&(rank, _)| rank).min());
-        runs.into_iter()
-            .map(|run| run.into_iter().map(|(_, e)| e).collect())
-            .collect()
+        let beyond = if window > 0 && batch.len() > window {
+            batch.split_off(window)
+        } else {
+            Vec::new()
+        };
+        let mut runs = cut(batch, &tokens, &fit);
+        let planned = runs.len() + usize::from(!beyond.is_empty());
+        // `cut` puts the run holding the oldest first.
+        let run = runs.remove(0);
+        let mut later: Vec<(usize, E)> = runs.into_iter().flatten().collect();
+        later.sort_by_key(|&(rank, _)| rank);
+        let later = later.into_iter().map(|(_, e)| e).chain(beyond).collect();
+        FirstRun {
+            run: run.into_iter().map(|(_, e)| e).collect(),
+            later,
+            planned,
+        }
     }
+}
+
+/// What [`LengthSplit::first_run`] chose: `run` goes now; `later` (oldest first) is planned
+/// again once an instance is free, with whatever arrived meanwhile.
+#[derive(Debug, PartialEq)]
+pub struct FirstRun<E> {
+    pub run: Vec<E>,
+    pub later: Vec<E>,
+    /// Runs planned (the window's, and one for the items beyond it); 1 when run whole.
+    pub planned: usize,
+}
+
+/// `batch` (oldest first) sorted by length and cut by `fit` into runs of (age rank, item), each
+/// in length order, the run holding the oldest first.
+fn cut<E>(batch: Vec<E>, tokens: impl Fn(&E) -> usize, fit: &Fit) -> Vec<Vec<(usize, E)>> {
+    // Each item with its age rank, sorted by length (stable: equal lengths keep order).
+    let mut sorted: Vec<(usize, E)> = batch.into_iter().enumerate().collect();
+    sorted.sort_by_key(|(_, e)| tokens(e));
+    let lengths: Vec<usize> = sorted.iter().map(|(_, e)| tokens(e)).collect();
+    let ends = plan(&lengths, fit);
+    // Take runs off the back: each starts where the one before it ends.
+    let mut runs: Vec<Vec<(usize, E)>> = ends[..ends.len() - 1]
+        .iter()
+        .rev()
+        .map(|&start| sorted.split_off(start))
+        .collect();
+    runs.push(sorted);
+    // Oldest first; `sort_by_key` is stable, so ties keep the shorter run first.
+    runs.sort_by_key(|run| run.iter().map(|&(rank, _)| rank).min());
+    runs
 }
 
 /// Where runs end (exclusive indices, ascending, the last is `lengths.len()`) for `lengths`
@@ -154,13 +199,21 @@ mod tests {
     fn no_fit_or_a_one_size_fit_keeps_order_and_the_batch_whole() {
         let split = LengthSplit::default();
         let batch = vec![(1, 30), (2, 5), (3, 10)];
-        assert_eq!(split.cut(batch.clone(), |e| e.1), vec![batch.clone()]);
+        let whole = |b: &Vec<(u32, usize)>| FirstRun {
+            run: b.clone(),
+            later: vec![],
+            planned: 1,
+        };
+        assert_eq!(split.first_run(batch.clone(), |e| e.1, 0), whole(&batch));
         split.observe(4, 10, Duration::from_millis(11));
-        assert_eq!(split.cut(batch.clone(), |e| e.1), vec![batch]);
+        assert_eq!(split.first_run(batch.clone(), |e| e.1, 0), whole(&batch));
     }
 
-    /// A splitter that knows 1 ms + 0.25 ms per padded token; `cut` as lists of ids.
-    fn taught() -> impl Fn(Vec<(u32, usize)>) -> Vec<Vec<u32>> {
+    /// A plan as (run ids, later ids, runs planned).
+    type Ids = (Vec<u32>, Vec<u32>, usize);
+
+    /// A splitter that knows 1 ms + 0.25 ms per padded token; `first_run` with `window`.
+    fn taught(window: usize) -> impl Fn(Vec<(u32, usize)>) -> Ids {
         let split = LengthSplit::default();
         for tokens in [10, 20, 40, 80] {
             split.observe(
@@ -170,28 +223,56 @@ mod tests {
             );
         }
         move |batch| {
-            split
-                .cut(batch, |e| e.1)
-                .iter()
-                .map(|r| r.iter().map(|e| e.0).collect())
-                .collect()
+            let plan = split.first_run(batch, |e| e.1, window);
+            let ids = |v: Vec<(u32, usize)>| v.into_iter().map(|e| e.0).collect();
+            (ids(plan.run), ids(plan.later), plan.planned)
         }
     }
 
     #[test]
-    fn cut_sorts_by_length_and_runs_the_oldest_first() {
-        let cut = taught();
+    fn the_run_holding_the_oldest_goes_first_and_the_rest_waits_oldest_first() {
+        let first = taught(0);
         // The oldest is short: the short run goes first.
         assert_eq!(
-            cut(vec![(1, 8), (2, 60), (3, 10), (4, 9), (5, 10)]),
-            vec![vec![1, 4, 3, 5], vec![2]]
+            first(vec![(1, 8), (2, 60), (3, 10), (4, 9), (5, 10)]),
+            (vec![1, 4, 3, 5], vec![2], 2)
         );
         // The oldest is the long one (it missed the batch before): it is not held back.
         assert_eq!(
-            cut(vec![(1, 60), (2, 8), (3, 10), (4, 9), (5, 10)]),
-            vec![vec![1], vec![2, 4, 3, 5]]
+            first(vec![(1, 60), (2, 8), (3, 10), (4, 9), (5, 10)]),
+            (vec![1], vec![2, 3, 4, 5], 2)
         );
         // Not worth splitting: arrival order, whole.
-        assert_eq!(cut(vec![(1, 12), (2, 10), (3, 11)]), vec![vec![1, 2, 3]]);
+        assert_eq!(
+            first(vec![(1, 12), (2, 10), (3, 11)]),
+            (vec![1, 2, 3], vec![], 1)
+        );
+    }
+
+    #[test]
+    fn a_window_keeps_younger_length_mates_from_overtaking_older_queries() {
+        // Oldest first: a short query, two long ones, then four short ones.
+        let batch = vec![(1, 8), (2, 60), (3, 60), (4, 9), (5, 8), (6, 9), (7, 8)];
+        // Planned from the whole batch, every short query overtakes the two older long ones.
+        assert_eq!(
+            taught(0)(batch.clone()),
+            (vec![1, 5, 7, 4, 6], vec![2, 3], 2)
+        );
+        // Planned from the 4 oldest, the short run holds only the short query among them
+        // (1 and 4); the young short ones (5, 6, 7) wait behind the long ones.
+        assert_eq!(
+            taught(4)(batch.clone()),
+            (vec![1, 4], vec![2, 3, 5, 6, 7], 3)
+        );
+        // A window wider than the batch is no window.
+        assert_eq!(taught(32)(batch.clone()), taught(0)(batch));
+    }
+
+    #[test]
+    fn a_batch_not_worth_splitting_runs_whole_whatever_the_window() {
+        // GPU-like batches stay whole: the window only bounds reordering by the split.
+        let batch: Vec<(u32, usize)> = (1..=12).map(|i| (i, 10)).collect();
+        let (run, later, planned) = taught(4)(batch);
+        assert_eq!((run.len(), later, planned), (12, vec![], 1));
     }
 }

@@ -49,7 +49,7 @@ fn config(max_batch_size: usize, max_wait_ms: u64) -> BatchConfig {
         max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: false,
         split_by_length: true,
-        fair_runs: false,
+        split_window: 0,
     }
 }
 

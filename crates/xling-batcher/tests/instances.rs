@@ -23,7 +23,7 @@ fn config(max_batch_size: usize, adaptive_wait: bool) -> BatchConfig {
         max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait,
         split_by_length: false,
-        fair_runs: false,
+        split_window: 0,
     }
 }
 

@@ -48,7 +48,7 @@ impl Encoder {
             max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
             adaptive_wait: adaptive,
             split_by_length: true,
-            fair_runs: false,
+            split_window: 0,
         })
     }
 
@@ -292,7 +292,8 @@ async fn a_long_query_runs_apart_from_short_ones() {
 #[tokio::test(start_paused = true)]
 async fn an_old_long_query_is_not_held_back_by_younger_short_ones() {
     let (seen, done) = behind_a_running_query([60, 8, 10, 9, 10, 9, 10, 10]).await;
-    assert_eq!(seen, [vec![60], vec![8, 9, 9, 10, 10, 10, 10]]);
+    // The short ones, deferred in arrival order, then run whole (nothing left to split).
+    assert_eq!(seen, [vec![60], vec![8, 10, 9, 10, 9, 10, 10]]);
     assert_eq!(
         done[1].queue_wait,
         by_tokens(&[5]),
@@ -331,19 +332,18 @@ async fn a_deferred_run_is_planned_again_with_what_arrived_meanwhile() {
     );
 }
 
-/// `fair_runs`: a run is planned only from queries that have waited at least half as long as
-/// the oldest. A short and a long query queue, then 5 shorts 10 ms later: without it the
-/// young shorts join the old short's run and the long query runs last; with it the old short
-/// and the long one are planned alone (two items: the fit keeps them in one run) and go ahead
-/// of the young ones.
+/// `split_window`: each run is planned from the window's oldest queries only. A short and a
+/// long query queue, then 5 younger shorts: planned from the whole batch, every young short
+/// joins the old short's run and the long query runs last; with a window of 3, only the young
+/// short inside the window rides along, and the long query goes before the other four.
 #[tokio::test(start_paused = true)]
-async fn fair_runs_keep_young_short_queries_from_overtaking_an_older_long_one() {
-    for (fair, expected) in [
-        (false, vec![vec![10, 11, 12, 13, 14, 15], vec![60]]),
-        (true, vec![vec![10, 60], vec![11, 12, 13, 14, 15]]),
+async fn a_split_window_keeps_young_short_queries_from_overtaking_an_older_long_one() {
+    for (window, expected) in [
+        (0, vec![vec![10, 11, 12, 13, 14, 15], vec![60]]),
+        (3, vec![vec![10, 11], vec![60], vec![12, 13, 14, 15]]),
     ] {
         let (batcher, mut encoder) = Encoder::start_with(BatchConfig {
-            fair_runs: fair,
+            split_window: window,
             ..BatchConfig::DEFAULT
         });
         let mut tickets = vec![one_running(&batcher, &mut encoder).await];
@@ -355,17 +355,14 @@ async fn fair_runs_keep_young_short_queries_from_overtaking_an_older_long_one() 
         encoder.run_items(7).await;
         let done = all(tickets).await;
         let seen = encoder.seen.lock().unwrap()[4..].to_vec();
-        assert_eq!(seen, expected, "fair_runs {fair}");
+        assert_eq!(seen, expected, "split_window {window}");
         let long_waited = done[2].queue_wait;
-        if fair {
-            assert_eq!(long_waited, 10 * MS, "only the running query ahead");
+        let ahead = if window == 0 {
+            by_tokens(&[10, 11, 12, 13, 14, 15])
         } else {
-            assert_eq!(
-                long_waited,
-                10 * MS + by_tokens(&[10, 11, 12, 13, 14, 15]),
-                "behind the young shorts"
-            );
-        }
+            by_tokens(&[10, 11])
+        };
+        assert_eq!(long_waited, 10 * MS + ahead, "split_window {window}");
     }
 }
 
@@ -383,7 +380,7 @@ async fn the_queue_wait_budget_refuses_at_once_and_loses_nothing() {
         max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: false,
         split_by_length: true,
-        fair_runs: false,
+        split_window: 0,
     });
     teach_two_batch_sizes(&batcher, &mut encoder, None).await;
 
@@ -431,7 +428,7 @@ async fn admission_learns_that_its_predictions_fall_short() {
         max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: false,
         split_by_length: false,
-        fair_runs: false,
+        split_window: 0,
     });
     teach_two_batch_sizes(&batcher, &mut encoder, None).await;
     let mut id = 100;

@@ -112,14 +112,13 @@ pub struct Settings {
         D.split_by_length,
     ))]
     pub split_by_length: Option<bool>,
-    #[arg(long, env = "XLING_FAIR_RUNS", num_args = 0..=1, default_missing_value = "true",
-          help = defaulted(
-        "With the length split, plan a run only from queries that have waited at least half \
-         as long as the oldest (younger ones of a common length cannot keep overtaking an \
-         older one of a rare length).",
-        D.fair_runs,
+    #[arg(long, env = "XLING_SPLIT_WINDOW", help = defaulted(
+        "With the length split, plan each run from this many of the oldest queued queries (0: \
+         the whole batch): at most this many younger queries overtake an older one, which \
+         keeps the latency tail under saturation close to the mean.",
+        D.split_window,
     ))]
-    pub fair_runs: Option<bool>,
+    pub split_window: Option<usize>,
     /// Largest top_k a request may ask for. [default: 100]
     #[arg(long, env = "XLING_MAX_TOP_K")]
     pub max_top_k: Option<u32>,
@@ -240,7 +239,7 @@ impl Settings {
             max_background_tokens,
             adaptive_wait,
             split_by_length,
-            fair_runs,
+            split_window,
             max_top_k,
             max_batch_queries,
             max_text_bytes,
@@ -336,7 +335,7 @@ impl Settings {
                     .unwrap_or(D.max_background_tokens),
                 adaptive_wait: self.adaptive_wait.unwrap_or(D.adaptive_wait),
                 split_by_length: self.split_by_length.unwrap_or(D.split_by_length),
-                fair_runs: self.fair_runs.unwrap_or(D.fair_runs),
+                split_window: self.split_window.unwrap_or(D.split_window),
             },
             limits: Limits {
                 max_top_k: self.max_top_k.unwrap_or(100),

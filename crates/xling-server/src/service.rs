@@ -272,6 +272,7 @@ impl Retrieval for RetrievalService {
                     adaptive_wait: batching.adaptive_wait,
                     split_by_length: batching.split_by_length,
                     encoder_instances: engine.model.instances as u32,
+                    split_window: batching.split_window as u32,
                 }),
                 device: engine.model.device.clone(),
                 version: env!("CARGO_PKG_VERSION").into(),

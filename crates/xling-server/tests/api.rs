@@ -128,6 +128,10 @@ async fn embed_gives_unit_vectors_and_info_describes_the_server() {
         batching.split_by_length,
         "the length split is on by default"
     );
+    assert_eq!(
+        batching.split_window, 0,
+        "planned from the whole batch by default"
+    );
     assert_eq!(info.device, "cpu");
 
     let texts = vec!["un chat".to_string(), "eine Katze".to_string()];

@@ -48,7 +48,7 @@ pub fn configs() -> Vec<BatchConfig> {
         max_background_tokens: BatchConfig::DEFAULT.max_background_tokens,
         adaptive_wait: adaptive,
         split_by_length: split,
-        fair_runs: false,
+        split_window: 0,
     };
     vec![
         config(4, 200, 0, false, false),

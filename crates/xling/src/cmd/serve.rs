@@ -37,6 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_wait_us = config.batching.max_wait.as_micros() as u64,
         adaptive_wait = config.batching.adaptive_wait,
         split_by_length = config.batching.split_by_length,
+        split_window = config.batching.split_window,
         "starting xling"
     );
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
