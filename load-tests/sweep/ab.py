@@ -31,6 +31,8 @@ def run(a: argparse.Namespace) -> None:
     grid = json.loads(a.grid.read_text())
     a.out.mkdir(parents=True, exist_ok=True)
     grid["_tmp"] = str(a.out)
+    if a.data:
+        grid["data_file"] = str(a.data)
     model = grid["models"][0]
     variants = {"A": shlex.split(a.a), "B": shlex.split(a.b)}
     loads = [("closed", int(c), "") for c in a.concurrency.split(",") if c]
@@ -112,6 +114,7 @@ def main() -> int:
     ap.add_argument("--rates", default="", help="open-loop rates (requests/s), comma-separated")
     ap.add_argument("--duration-s", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--data", type=Path, help="the load's messages (default: the grid's data_file)")
     try:
         run(ap.parse_args())
     except (OSError, KeyError, ValueError, RuntimeError) as e:
