@@ -40,7 +40,7 @@ pub mod worker;
 pub use config::BatchConfig;
 pub use entry::Done;
 pub use observer::{BatchStats, DropReason, Observer};
-pub use queue::{Batcher, Ticket};
+pub use queue::{Batcher, Slot, Ticket};
 pub use split::TimedRun;
 
 /// Why a submitted item got no result.

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tracing::Span;
 
@@ -45,6 +45,38 @@ impl<R> Future for Ticket<R> {
         Pin::new(&mut self.rx)
             .poll(cx)
             .map(|r| r.unwrap_or(Err(BatchError::Closed)))
+    }
+}
+
+/// An admitted query's place in the queue ([`Batcher::reserve`]), held while the caller
+/// prepares the item; dropping it gives the place back.
+pub struct Slot<'a, T, R> {
+    batcher: &'a Batcher<T, R>,
+    permit: OwnedSemaphorePermit,
+    deadline: Option<Instant>,
+    predicted_wait: Option<Duration>,
+}
+
+impl<T: Send + 'static, R: Send + 'static> Slot<'_, T, R> {
+    /// Queues `item`, costing `tokens`; fails only when the batcher shut down meanwhile.
+    pub fn submit(self, item: T, tokens: usize) -> Result<Ticket<R>, BatchError> {
+        let guard = self.batcher.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = &guard.as_ref().ok_or(BatchError::Closed)?.queries;
+        let (reply, rx) = oneshot::channel();
+        let entry = Entry {
+            item,
+            tokens,
+            enqueued: Instant::now(),
+            deadline: self.deadline,
+            predicted_wait: self.predicted_wait,
+            reply,
+            span: Span::current(),
+            permit: Some(self.permit),
+            background: false,
+        };
+        tx.send(entry).map_err(|_| BatchError::Closed)?;
+        self.batcher.observer.queue_depth(self.batcher.depth());
+        Ok(Ticket { rx })
     }
 }
 
@@ -169,8 +201,16 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
         tokens: usize,
         deadline: Option<Instant>,
     ) -> Result<Ticket<R>, BatchError> {
-        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = &guard.as_ref().ok_or(BatchError::Closed)?.queries;
+        self.reserve(deadline)?.submit(item, tokens)
+    }
+
+    /// Admission alone, before the item exists: a queue slot, or the refusal `submit` would
+    /// give. The server reserves before it tokenizes, so a refusal costs no tokenizing (most
+    /// of a refused request's CPU, which under a storm of refusals is taken from the encoder).
+    pub fn reserve(&self, deadline: Option<Instant>) -> Result<Slot<'_, T, R>, BatchError> {
+        if self.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            return Err(BatchError::Closed);
+        }
         let predicted_wait = self.check_reachable(deadline)?;
         let permit =
             self.permits
@@ -179,21 +219,12 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 .map_err(|_| BatchError::QueueFull {
                     capacity: self.capacity,
                 })?;
-        let (reply, rx) = oneshot::channel();
-        let entry = Entry {
-            item,
-            tokens,
-            enqueued: Instant::now(),
+        Ok(Slot {
+            batcher: self,
+            permit,
             deadline,
             predicted_wait,
-            reply,
-            span: Span::current(),
-            permit: Some(permit),
-            background: false,
-        };
-        tx.send(entry).map_err(|_| BatchError::Closed)?;
-        self.observer.queue_depth(self.depth());
-        Ok(Ticket { rx })
+        })
     }
 
     /// Admits one background item in the low-priority lane: it runs only in batches formed

@@ -161,6 +161,33 @@ async fn a_full_queue_refuses_at_once_and_recovers() {
     assert_eq!(batcher.submit(5, 1, None).unwrap().await.unwrap().output, 5);
 }
 
+/// Admission without the item: a reserved slot counts in the queue depth, refuses the next
+/// query when it is the last one, and is given back when dropped unused (a request whose
+/// tokenizing failed) or turned into a queued item.
+#[tokio::test(start_paused = true)]
+async fn a_reserved_slot_holds_its_place_until_submitted_or_dropped() {
+    let (batcher, seen, _) = start(BatchConfig {
+        queue_capacity: 2,
+        ..config(2, 3_600_000)
+    });
+    let first = batcher.reserve(None).unwrap();
+    let second = batcher.reserve(None).unwrap();
+    assert_eq!(batcher.depth(), 2);
+    assert_eq!(
+        batcher.reserve(None).err(),
+        Some(BatchError::QueueFull { capacity: 2 })
+    );
+    drop(first);
+    assert_eq!(batcher.depth(), 1);
+    let ticket = second.submit(7, 1).unwrap();
+    let again = batcher.submit(8, 1, None).unwrap();
+    assert_eq!(ticket.await.unwrap().output, 14);
+    assert_eq!(again.await.unwrap().output, 16);
+    assert_eq!(*seen.lock().unwrap(), vec![vec![7, 8]]);
+    batcher.shutdown().await;
+    assert_eq!(batcher.reserve(None).err(), Some(BatchError::Closed));
+}
+
 #[tokio::test(start_paused = true)]
 async fn cancelled_items_never_reach_inference() {
     let (batcher, seen, counts) = start(config(8, 10));

@@ -294,23 +294,23 @@ impl Engine {
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Embedded, ServerError> {
         let started = Instant::now();
+        // Admission first: a refused query costs no tokenizing.
+        let slot = self.batcher.reserve(deadline).inspect_err(|e| {
+            if let Some(reason) = rejection_reason(e) {
+                metrics::rejected(reason);
+            }
+        })?;
+        let tokenizing = Instant::now();
         let tokens = self
             .tokenizer
             .tokenize(text, mode)
             .map_err(|e| ServerError::Encoder {
                 reason: e.to_string(),
             })?;
-        let tokenize = started.elapsed();
+        let tokenize = tokenizing.elapsed();
         let (count, truncated) = (tokens.len(), tokens.truncated);
         metrics::query_admitted(count, tokenize);
-        let ticket = self
-            .batcher
-            .submit(tokens, count, deadline)
-            .inspect_err(|e| {
-                if let Some(reason) = rejection_reason(e) {
-                    metrics::rejected(reason);
-                }
-            })?;
+        let ticket = slot.submit(tokens, count)?;
         // Answer DEADLINE_EXCEEDED ourselves when the deadline passes while queued or encoding;
         // the batcher counts the dropped query as expired when its batch closes.
         let done = match deadline {

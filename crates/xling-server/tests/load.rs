@@ -112,6 +112,9 @@ async fn a_full_queue_refuses_fast_and_loses_nothing() {
     assert_eq!(count("RESOURCE_EXHAUSTED"), refused as f64);
     let rejected = r#"xling_rejected_total{reason="queue_full""#;
     assert_eq!(delta(&before, &after, rejected), refused as f64);
+    // Admission comes before tokenizing: a refusal costs no tokenizer time.
+    let tokenized = delta(&before, &after, "xling_tokenize_duration_seconds_count");
+    assert_eq!(tokenized, ok as f64, "only admitted queries are tokenized");
     server.stop().await.unwrap();
 }
 
