@@ -64,21 +64,36 @@ def linear_fit(time_ms, shapes):
 
 
 def cut(lengths: list[int], cost, min_saving: float) -> list[int]:
-    """Run ends for sorted `lengths`, cheapest under `cost` (of padded tokens per run)."""
+    """Run ends (exclusive) for `lengths` in the order given, cheapest under `cost` (of padded
+    tokens per run: rows x the run's longest); one run when that saves less than
+    `min_saving` of the whole. Sorted lengths give the length split's plan."""
     n = len(lengths)
     best, start = [0.0] + [math.inf] * n, [0] * (n + 1)
     for j in range(1, n + 1):
-        for i in range(j):
-            c = best[i] + cost((j - i) * lengths[j - 1])
+        longest = 0
+        for i in range(j - 1, -1, -1):
+            longest = max(longest, lengths[i])
+            c = best[i] + cost((j - i) * longest)
             if c < best[j]:
                 best[j], start[j] = c, i
-    if best[n] > cost(n * lengths[-1]) * (1 - min_saving):
+    if best[n] > cost(n * max(lengths)) * (1 - min_saving):
         return [n]
     ends, j = [], n
     while j > 0:
         ends.append(j)
         j = start[j]
     return ends[::-1]
+
+
+def query_lengths(data_file: Path, model: Path) -> list[int]:
+    """Token counts of the load's queries, as the model's tokenizer (with its query prefix)
+    gives them. Needs the `tokenizers` package (in the project venv)."""
+    from tokenizers import Tokenizer
+
+    manifest = tomllib.loads((model / "model.toml").read_text())
+    prefix = manifest.get("query_prefix", "")
+    tok = Tokenizer.from_file(str(model / "tokenizer.json"))
+    return [len(tok.encode(prefix + m["query"]).ids) for m in json.loads(data_file.read_text())]
 
 
 def run_ms(lengths: list[int], ends: list[int], time_ms) -> float:
@@ -97,13 +112,7 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="16,64,128")
     ap.add_argument("--draws", type=int, default=200)
     a = ap.parse_args()
-    from tokenizers import Tokenizer
-
-    manifest = tomllib.loads((a.model / "model.toml").read_text())
-    prefix = manifest.get("query_prefix", "")
-    tok = Tokenizer.from_file(str(a.model / "tokenizer.json"))
-    queries = [m["query"] for m in json.loads(a.data_file.read_text())]
-    lengths = [len(tok.encode(prefix + q).ids) for q in queries]
+    lengths = query_lengths(a.data_file, a.model)
     bench = json.loads(a.bench.read_text())
     time_ms = curve(bench)
     peak = max(r["sequences_per_s"] for r in bench["rows"])

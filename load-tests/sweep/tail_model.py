@@ -26,11 +26,10 @@ import argparse
 import heapq
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-MIN_SAVING = 0.1  # split.rs: a split must save this share of the whole batch's cost
+from split_bound import MIN_SAVING, cut, query_lengths
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,10 @@ class Cost:
     per_token_s: float
 
     def run(self, rows: int, longest: int) -> float:
-        return self.fixed_s + self.per_token_s * rows * longest
+        return self.tokens(rows * longest)
+
+    def tokens(self, padded: int) -> float:
+        return self.fixed_s + self.per_token_s * padded
 
     @staticmethod
     def fit(bench: dict) -> Cost:
@@ -59,40 +61,19 @@ class Cost:
         return Cost(fixed_s=max(my - slope * mx, 0.0), per_token_s=slope)
 
 
-def plan(lengths: list[int], cost: Cost, sort: bool) -> list[int]:
-    """Run ends (exclusive) over `lengths` (sorted ascending when `sort`), cheapest by `cost`;
-    one run when that saves less than MIN_SAVING of the whole."""
-    n = len(lengths)
-    best, start = [0.0] * (n + 1), [0] * (n + 1)
-    for j in range(1, n + 1):
-        best[j], longest = float("inf"), 0
-        for i in range(j - 1, -1, -1):
-            longest = max(longest, lengths[i])
-            c = best[i] + cost.run(j - i, longest)
-            if c < best[j]:
-                best[j], start[j] = c, i
-    if best[n] > cost.run(n, max(lengths)) * (1 - MIN_SAVING):
-        return [n]
-    ends, j = [], n
-    while j > 0:
-        ends.append(j)
-        j = start[j]
-    return ends[::-1]
-
-
 def first_run(queue: list[tuple], policy: str, window: int, max_batch: int, cost: Cost) -> list:
     """The run to encode now; removes it from `queue` (items (arrival, length, id), oldest
     first)."""
     batch = queue[:max_batch]
     if policy == "fifo":
-        run = batch[: plan([q[1] for q in batch], cost, sort=False)[0]]
-    elif len(plan(sorted(q[1] for q in batch), cost, sort=True)) == 1:
+        run = batch[: cut([q[1] for q in batch], cost.tokens, MIN_SAVING)[0]]
+    elif len(cut(sorted(q[1] for q in batch), cost.tokens, MIN_SAVING)) == 1:
         run = batch  # not worth splitting: the whole batch, as split.rs
     else:
         planned = batch[:window] if window else batch
         ranked = sorted(range(len(planned)), key=lambda k: planned[k][1])
         start = 0
-        for end in plan([planned[k][1] for k in ranked], cost, sort=True):
+        for end in cut([planned[k][1] for k in ranked], cost.tokens, MIN_SAVING):
             if 0 in ranked[start:end]:  # the run holding the oldest
                 run = [planned[k] for k in ranked[start:end]]
                 break
@@ -141,15 +122,6 @@ def sorted_ceiling(lengths: list[int], cost: Cost, batches=(4, 8, 16, 32, 64)) -
                             for i in range(0, len(s), b)) for b in batches)  # fmt: skip
 
 
-def token_lengths(data: Path, model: Path) -> list[int]:
-    from tokenizers import Tokenizer
-
-    prefix = re.search(r'query_prefix\s*=\s*"([^"]*)"', (model / "model.toml").read_text())
-    tok = Tokenizer.from_file(str(model / "tokenizer.json"))
-    text = (prefix.group(1) if prefix else "") + "{}"
-    return [len(tok.encode(text.format(m["query"])).ids) for m in json.loads(data.read_text())]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--bench", type=Path, required=True, help="xling bench encoder --json output")
@@ -166,7 +138,7 @@ def main() -> None:
     print("| data | policy | c | req/s | / sorted ceiling | mean ms | p99 ms | p99 / mean |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for data in a.data:
-        lengths = token_lengths(data, a.model)
+        lengths = query_lengths(data, a.model)
         ceiling = sorted_ceiling(lengths, cost)
         policies = [("split", int(w)) for w in a.windows.split(",")] + [("fifo", 0)]
         for c in map(int, a.concurrency.split(",")):

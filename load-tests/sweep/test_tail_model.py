@@ -2,7 +2,8 @@
 
 import random
 
-from tail_model import Cost, plan, simulate, sorted_ceiling
+from split_bound import MIN_SAVING, cut
+from tail_model import Cost, simulate, sorted_ceiling
 
 # The 2-core CPU's fit for the default model (docs/batching-study.md, "Reorder window").
 CPU = Cost(fixed_s=3.3e-3, per_token_s=0.19e-3)
@@ -26,8 +27,10 @@ def test_fit_recovers_a_linear_cost():
 
 
 def test_plan_cuts_a_long_query_off_and_keeps_equal_lengths_whole():
-    assert plan([8, 9, 9, 10, 10, 10, 10, 60], CPU, sort=True) == [7, 8]
-    assert plan([12] * 16, CPU, sort=True) == [16]
+    assert cut([8, 9, 9, 10, 10, 10, 10, 60], CPU.tokens, MIN_SAVING) == [7, 8]
+    assert cut([12] * 16, CPU.tokens, MIN_SAVING) == [16]
+    # In arrival order a run ends before a long query rather than padding the rest to it.
+    assert cut([8, 9, 60, 10, 10], CPU.tokens, MIN_SAVING) == [2, 3, 5]
 
 
 def test_equal_lengths_give_a_flat_tail_whatever_the_policy():
