@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A discrete-event model of xling's batcher under a closed loop: where the latency tail at
 saturation comes from, and what bounding the reordering costs (docs/batching-study.md,
-"Reorder window").
+"Where the tail comes from").
 
 Clients: C closed-loop workers send the data file's messages round-robin (as ghz and
 `xling loadtest` do); an answered client sends its next request RTT later. The encoder: one

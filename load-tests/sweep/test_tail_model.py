@@ -5,7 +5,7 @@ import random
 from split_bound import MIN_SAVING, cut
 from tail_model import Cost, simulate, sorted_ceiling
 
-# The 2-core CPU's fit for the default model (docs/batching-study.md, "Reorder window").
+# The 2-core CPU's fit for the default model (docs/batching-study.md, "Where the tail comes from").
 CPU = Cost(fixed_s=3.3e-3, per_token_s=0.19e-3)
 # Lengths like the multilingual queries': mostly short, a quarter long.
 VARIED = [8 + (i * 7) % 13 for i in range(96)] + [30 + (i * 5) % 21 for i in range(32)]

@@ -28,7 +28,7 @@ pub struct BatchConfig {
     pub split_by_length: bool,
     /// With the split: plan each run from this many of the oldest queued queries (0: from the
     /// whole batch), so at most this many younger queries overtake an older one; what bounds
-    /// the closed-loop latency tail (docs/batching-study.md, "Reorder window").
+    /// the closed-loop latency tail (docs/batching-study.md, "Where the tail comes from").
     pub split_window: usize,
 }
 
@@ -48,7 +48,7 @@ impl BatchConfig {
         adaptive_wait: false,
         split_by_length: true,
         // Off: a window tightens the saturated tail only by giving up the length split's
-        // throughput (docs/batching-study.md, "Reorder window"); a setting for tail-bound
+        // throughput (docs/batching-study.md, "Where the tail comes from"); a setting for tail-bound
         // deployments.
         split_window: 0,
     };
