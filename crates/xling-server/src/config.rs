@@ -114,8 +114,8 @@ pub struct Settings {
     pub split_by_length: Option<bool>,
     #[arg(long, env = "XLING_SPLIT_WINDOW", help = defaulted(
         "With the length split, plan each run from this many of the oldest queued queries (0: \
-         the whole batch): at most this many younger queries overtake an older one, which \
-         keeps the latency tail under saturation close to the mean.",
+         the whole batch): fewer younger queries overtake an older one, which tightens the \
+         latency tail under saturation and costs throughput (docs/batching-study.md).",
         D.split_window,
     ))]
     pub split_window: Option<usize>,
