@@ -28,7 +28,6 @@ win4="$new --split-window 4"
 win8="$new --split-window 8"
 # The window's scheduling alone: no queue wait budget on either side (closed loops only).
 free="--max-batch-size 32 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 0"
-
 new16="--max-batch-size 16 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
 nosplit="$new --split-by-length false"
 ab() {
