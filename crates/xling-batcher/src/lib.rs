@@ -38,9 +38,9 @@ pub mod wait;
 pub mod worker;
 
 pub use config::BatchConfig;
-pub use entry::Done;
+pub use entry::{Done, Ticket};
 pub use observer::{BatchStats, DropReason, Observer};
-pub use queue::{Batcher, Slot, Ticket};
+pub use queue::{Batcher, Slot};
 pub use split::TimedRun;
 
 /// Why a submitted item got no result.

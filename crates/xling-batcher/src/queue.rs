@@ -15,68 +15,34 @@
 //! query waits and an encoder instance is free, and hold at most `max_background_tokens`
 //! padded tokens, so a query that arrives meanwhile waits for one short slice at most.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::time::Instant;
 use tracing::Span;
 
 use crate::correction::WaitCorrection;
 use crate::cost::CostModel;
-use crate::entry::{Done, Entry};
+use crate::entry::{Admitted, Entry, Ticket};
 use crate::inbox::Inbox;
 use crate::split::{LengthSplit, TimedRun};
 use crate::wait::WaitPolicy;
 use crate::{worker, BatchConfig, BatchError, DropReason, Observer};
 
-/// The result of one submitted item. Dropping it cancels the item if it has not run yet.
-pub struct Ticket<R> {
-    rx: oneshot::Receiver<Result<Done<R>, BatchError>>,
-}
-
-impl<R> Future for Ticket<R> {
-    type Output = Result<Done<R>, BatchError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(BatchError::Closed)))
-    }
-}
-
 /// An admitted query's place in the queue ([`Batcher::reserve`]), held while the caller
 /// prepares the item; dropping it gives the place back.
 pub struct Slot<'a, T, R> {
     batcher: &'a Batcher<T, R>,
-    permit: OwnedSemaphorePermit,
-    deadline: Option<Instant>,
-    predicted_wait: Option<Duration>,
+    admitted: Admitted,
 }
 
 impl<T: Send + 'static, R: Send + 'static> Slot<'_, T, R> {
     /// Queues `item`, costing `tokens`; fails only when the batcher shut down meanwhile.
     pub fn submit(self, item: T, tokens: usize) -> Result<Ticket<R>, BatchError> {
-        let guard = self.batcher.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = &guard.as_ref().ok_or(BatchError::Closed)?.queries;
-        let (reply, rx) = oneshot::channel();
-        let entry = Entry {
-            item,
-            tokens,
-            enqueued: Instant::now(),
-            deadline: self.deadline,
-            predicted_wait: self.predicted_wait,
-            reply,
-            span: Span::current(),
-            permit: Some(self.permit),
-            background: false,
-        };
-        tx.send(entry).map_err(|_| BatchError::Closed)?;
+        let ticket = self.batcher.enqueue(item, tokens, Some(self.admitted))?;
         self.batcher.observer.queue_depth(self.batcher.depth());
-        Ok(Ticket { rx })
+        Ok(ticket)
     }
 }
 
@@ -221,9 +187,11 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                 })?;
         Ok(Slot {
             batcher: self,
-            permit,
-            deadline,
-            predicted_wait,
+            admitted: Admitted {
+                deadline,
+                predicted_wait,
+                permit,
+            },
         })
     }
 
@@ -231,22 +199,39 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
     /// while no query waits, takes no queue slot and is never refused for load (the caller
     /// bounds how many it submits). Fails only once shut down.
     pub fn submit_background(&self, item: T, tokens: usize) -> Result<Ticket<R>, BatchError> {
+        self.enqueue(item, tokens, None)
+    }
+
+    /// Sends an item to the batching task: an admitted query in the query lane, anything else
+    /// in the background lane.
+    fn enqueue(
+        &self,
+        item: T,
+        tokens: usize,
+        admitted: Option<Admitted>,
+    ) -> Result<Ticket<R>, BatchError> {
         let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = &guard.as_ref().ok_or(BatchError::Closed)?.background;
+        let lanes = guard.as_ref().ok_or(BatchError::Closed)?;
+        let background = admitted.is_none();
+        let tx = if background {
+            &lanes.background
+        } else {
+            &lanes.queries
+        };
         let (reply, rx) = oneshot::channel();
         let entry = Entry {
             item,
             tokens,
             enqueued: Instant::now(),
-            deadline: None,
-            predicted_wait: None,
+            deadline: admitted.as_ref().and_then(|a| a.deadline),
+            predicted_wait: admitted.as_ref().and_then(|a| a.predicted_wait),
             reply,
             span: Span::current(),
-            permit: None,
-            background: true,
+            permit: admitted.map(|a| a.permit),
+            background,
         };
         tx.send(entry).map_err(|_| BatchError::Closed)?;
-        Ok(Ticket { rx })
+        Ok(Ticket::new(rx))
     }
 
     /// Refuses now what would otherwise wait out its deadline (or the budget) in the queue:
