@@ -74,17 +74,24 @@ impl LengthSplit {
         let Some(fit) = self.cost.fit().filter(|f| f.spread) else {
             return whole(batch);
         };
-        let mut lengths: Vec<usize> = batch.iter().map(&tokens).collect();
-        lengths.sort_unstable();
-        if plan(&lengths, &fit).len() == 1 {
-            return whole(batch);
-        }
         let beyond = if window > 0 && batch.len() > window {
+            // The whole batch decides whether to split at all (a GPU's batches stay whole).
+            let mut lengths: Vec<usize> = batch.iter().map(&tokens).collect();
+            lengths.sort_unstable();
+            if plan(&lengths, &fit).len() == 1 {
+                return whole(batch);
+            }
             batch.split_off(window)
         } else {
             Vec::new()
         };
         let mut runs = cut(batch, &tokens, &fit);
+        if runs.len() == 1 && beyond.is_empty() {
+            // Not worth splitting: the batch in its own order, as the encoder saw it before.
+            let mut run = runs.remove(0);
+            run.sort_by_key(|&(rank, _)| rank);
+            return whole(run.into_iter().map(|(_, e)| e).collect());
+        }
         let planned = runs.len() + usize::from(!beyond.is_empty());
         // `cut` puts the run holding the oldest first.
         let run = runs.remove(0);
