@@ -27,8 +27,9 @@ pub struct BatchConfig {
     /// Run a closed batch as length-sorted runs when the padding saved pays for the extra runs.
     pub split_by_length: bool,
     /// With the split: plan each run from this many of the oldest queued queries (0: from the
-    /// whole batch), so at most this many younger queries overtake an older one; what bounds
-    /// the closed-loop latency tail (docs/batching-study.md, "Where the tail comes from").
+    /// whole batch), so fewer younger queries overtake an older one (at most N - 1 a run),
+    /// which tightens the closed-loop latency tail (docs/batching-study.md, "Where the tail
+    /// comes from").
     pub split_window: usize,
 }
 
