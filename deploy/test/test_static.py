@@ -22,7 +22,7 @@ CONTRACT_METRICS = [
     "xling_requests_total", "xling_request_duration_seconds", "xling_queue_wait_seconds",
     "xling_tokenize_duration_seconds", "xling_encode_duration_seconds",
     "xling_search_duration_seconds", "xling_batch_size", "xling_batch_tokens",
-    "xling_query_tokens", "xling_queue_depth", "xling_in_flight_requests",
+    "xling_query_tokens", "xling_queue_depth", "xling_queue_capacity", "xling_in_flight_requests",
     "xling_rejected_total", "xling_expired_total", "xling_cancelled_total",
     "xling_index_passages", "xling_batch_max_wait_seconds", "xling_build_info",
     "xling_batches_split_total",

@@ -19,16 +19,16 @@ target/release/xling bench encoder --model ~/.cache/xling/models/multilingual-e5
     --intra-threads 0 --batch-sizes 1 --seq-lens 16 --iters 2 --warmup 1 \
     --queries "$data" --query-batches 8,16,32,64 \
     --json "$out/encoder.json" | tee "$out/encoder.txt"
-old="--max-batch-size 32 --max-wait-us 2000 --adaptive-wait false --max-queue-wait-ms 0"
-new="--max-batch-size 32 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
-adaptive="--max-batch-size 32 --max-wait-us 2000 --adaptive-wait true --max-queue-wait-ms 500"
-new64="--max-batch-size 64 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
+old="--max-batch-size 32 --max-wait-us 2000 --adaptive-wait false --max-queue-wait-ms 0 --queue-capacity 1024"
+new="--max-batch-size 32 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 1000 --queue-capacity 64"
+adaptive="$new --max-wait-us 2000 --adaptive-wait true"
+new64="$new --max-batch-size 64 --queue-capacity 128"
 inst2="$new --encoder-instances 2 --intra-threads 1"
 win4="$new --split-window 4"
 win8="$new --split-window 8"
 # The window's scheduling alone: no queue wait budget on either side (closed loops only).
-free="--max-batch-size 32 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 0"
-new16="--max-batch-size 16 --max-wait-us 0 --adaptive-wait false --max-queue-wait-ms 500"
+free="$new --max-queue-wait-ms 0"
+new16="$new --max-batch-size 16"
 nosplit="$new --split-by-length false"
 ab() {
     [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]] || return 0
@@ -36,6 +36,8 @@ ab() {
         --concurrency "$4" --rates "$5" --rounds "$rounds" --duration-s "$secs"
 }
 ab old-vs-new "$old" "$new" 1,32,64 "$rate"
+# The admission defaults before "Admission that a closed loop cannot tip over" (study).
+ab admission500-vs-new "$new --max-queue-wait-ms 500 --queue-capacity 1024" "$new" 32,64 "$rate"
 ab new-vs-adaptive "$new" "$adaptive" 1,32,64 "$rate"
 ab mbs32-vs-mbs64 "$new" "$new64" 32,64 "$rate"
 ab split-vs-nosplit "$new" "$nosplit" 32,64 "$rate"
@@ -47,6 +49,7 @@ ab win0-vs-win8-nobudget "$free" "$free --split-window 8" 32,64 ""
 ab win0-vs-win16-nobudget "$free" "$free --split-window 16" 32,64 ""
 python3 load-tests/sweep/limit_report.py --bench "$out/encoder.json" \
     --ab "$out/old-vs-new=old defaults,new defaults" \
+    --ab "$out/admission500-vs-new=budget 500 ms and queue 1024,new defaults" \
     --ab "$out/new-vs-adaptive=new defaults,adaptive" \
     --ab "$out/mbs32-vs-mbs64=new defaults,new with max batch 64" \
     --ab "$out/split-vs-nosplit=new defaults,new without the length split" \

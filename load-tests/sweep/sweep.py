@@ -92,12 +92,14 @@ class Server:
             "--max-wait-us", str(wait_us), "--queue-capacity", str(g.get("queue_capacity", 4096)),
             "--adaptive-wait", "true" if adaptive else "false", "--log-format", "json",
         ]  # fmt: skip
-        # clap refuses a repeated flag: drop the default that a later flag replaces.
-        for later in [*g.get("server_args", []), *(extra or [])]:
-            if later.startswith("--") and later in args:
-                i = args.index(later)
+        # clap refuses a repeated flag: a later "--flag value" replaces an earlier one, in the
+        # defaults above or earlier in the extras (a variant built on another, e.g. "$new
+        # --max-queue-wait-ms 0").
+        for token in [*g.get("server_args", []), *(extra or [])]:
+            if token.startswith("--") and token in args:
+                i = args.index(token)
                 del args[i:i + 2]
-        args += [*g.get("server_args", []), *(extra or [])]
+            args.append(token)
         self.process = Process.start(args, log, append=True)
 
     def wait_ready(self, grid: dict, timeout_s: float = 180) -> None:

@@ -11,7 +11,8 @@ pub struct BatchConfig {
     /// (the cap in adaptive mode). 0 is work-conserving batching: never wait while the encoder
     /// is idle, and batch whatever queued while it was busy.
     pub max_wait: Duration,
-    /// Most items admitted and not yet encoding; beyond it `submit` refuses.
+    /// Most items admitted and not yet encoding; beyond it `submit` refuses. By default two full
+    /// batches for each instance, at least 64 ([`BatchConfig::queue_capacity_for`]).
     pub queue_capacity: usize,
     /// Longest predicted queue wait a new item may face; beyond it `submit` refuses at once.
     /// 0 turns it off (then only `queue_capacity` and deadlines limit the queue).
@@ -40,8 +41,14 @@ impl BatchConfig {
     pub const DEFAULT: BatchConfig = BatchConfig {
         max_batch_size: 32,
         max_wait: Duration::ZERO,
-        queue_capacity: 1024,
-        max_queue_wait: Duration::from_millis(500),
+        // One instance: twice max_batch_size (see `queue_capacity_for`).
+        queue_capacity: 64,
+        // Above a closed loop of 64's natural wait on the 2-core CPU (330-540 ms as the shared
+        // machine's speed swings): a budget inside that range refused at c=64, and clients that
+        // resend at once turned the refusals into a storm that halved goodput. The queue
+        // capacity bounds overload's waits on such encoders; the budget bounds slow ones
+        // (docs/batching-study.md, "Admission that a closed loop cannot tip over").
+        max_queue_wait: Duration::from_millis(1000),
         max_batch_tokens: 0,
         // About one long passage: a few tens of ms of e5-small on 2 CPU cores
         // (docs/live-index.md, "Benchmark").
@@ -53,6 +60,15 @@ impl BatchConfig {
         // deployments.
         split_window: 0,
     };
+
+    /// The default queue capacity: two full batches waiting for each instance, and at least
+    /// 64 (a burst or closed loop of 64 clients, ghz's default 50 included, is never refused by
+    /// count). Enough for every instance to take a full batch the moment it frees, and it
+    /// bounds an accepted query's wait under overload to about what a closed loop of that many
+    /// clients sees at saturation, whatever the encoder's speed.
+    pub fn queue_capacity_for(max_batch_size: usize, instances: usize) -> usize {
+        (2 * max_batch_size * instances.max(1)).max(64)
+    }
 
     /// Whether a batch opened while the encoder is busy stays open until it is free (it could
     /// not start earlier anyway): in adaptive mode, and with no fixed wait.

@@ -75,8 +75,10 @@ pub struct Settings {
     ))]
     pub max_wait_us: Option<u64>,
     #[arg(long, env = "XLING_QUEUE_CAPACITY", help = defaulted(
-        "Queries admitted and not yet encoding; beyond it requests get RESOURCE_EXHAUSTED.",
-        D.queue_capacity,
+        "Queries admitted and not yet encoding; beyond it requests get RESOURCE_EXHAUSTED at \
+         once. Bounds the wait of accepted queries under overload to about what a closed loop of \
+         that many clients sees.",
+        "2 x max-batch-size x encoder instances, at least 64",
     ))]
     pub queue_capacity: Option<usize>,
     #[arg(long, env = "XLING_MAX_QUEUE_WAIT_MS", help = defaulted(
@@ -286,6 +288,7 @@ impl Settings {
             None => EncoderKind::Onnx,
             Some(s) => s.parse().map_err(|e| format!("encoder: {e}"))?,
         };
+        let max_batch_size = self.max_batch_size.unwrap_or(D.max_batch_size);
         let encoder_instances = match self.encoder_instances.unwrap_or(0) {
             0 => default_instances(device),
             n @ 1..=MAX_INSTANCES => n,
@@ -323,9 +326,11 @@ impl Settings {
             encoder_instances,
             encoder,
             batching: BatchConfig {
-                max_batch_size: self.max_batch_size.unwrap_or(D.max_batch_size),
+                max_batch_size,
                 max_wait: self.max_wait_us.map_or(D.max_wait, Duration::from_micros),
-                queue_capacity: self.queue_capacity.unwrap_or(D.queue_capacity),
+                queue_capacity: self.queue_capacity.unwrap_or_else(|| {
+                    BatchConfig::queue_capacity_for(max_batch_size, encoder_instances)
+                }),
                 max_queue_wait: self
                     .max_queue_wait_ms
                     .map_or(D.max_queue_wait, Duration::from_millis),
@@ -597,6 +602,22 @@ mod tests {
         assert!(c.model.ends_with("models/multilingual-e5-small"));
         assert_eq!((c.encoder_instances, &c.encoder), (1, &EncoderKind::Onnx));
         assert_eq!(c.index_backend, IndexBackend::Embedded);
+    }
+
+    #[test]
+    fn the_queue_holds_two_full_batches_per_instance_and_at_least_64_unless_set() {
+        let resolve = |text: &str| {
+            toml::from_str::<Settings>(text)
+                .unwrap()
+                .resolve()
+                .unwrap()
+                .batching
+                .queue_capacity
+        };
+        assert_eq!(resolve(""), 64);
+        assert_eq!(resolve("max_batch_size = 16\nencoder_instances = 3"), 96);
+        assert_eq!(resolve("max_batch_size = 4"), 64, "at least 64");
+        assert_eq!(resolve("max_batch_size = 8\nqueue_capacity = 500"), 500);
     }
 
     #[test]

@@ -264,6 +264,7 @@ impl Engine {
         };
         let tokenizer = first.tokenizer().clone();
         metrics::build_info(&model.id, &model.device);
+        metrics::queue_capacity(batching.queue_capacity);
         let index = backend.describe();
         metrics::index_passages(&index.languages);
         metrics::index_bytes(index.bytes_in_ram, index.bytes_mapped);

@@ -23,6 +23,7 @@ pub const BATCH_TOKENS: &str = "xling_batch_tokens";
 pub const BATCHES_SPLIT: &str = "xling_batches_split_total";
 pub const QUERY_TOKENS: &str = "xling_query_tokens";
 pub const QUEUE_DEPTH: &str = "xling_queue_depth";
+pub const QUEUE_CAPACITY: &str = "xling_queue_capacity";
 pub const IN_FLIGHT: &str = "xling_in_flight_requests";
 pub const REJECTED: &str = "xling_rejected_total";
 pub const EXPIRED: &str = "xling_expired_total";
@@ -116,6 +117,10 @@ fn describe() {
     );
     describe_histogram!(QUERY_TOKENS, "Tokens per query after truncation.");
     describe_gauge!(QUEUE_DEPTH, "Queries admitted and not yet encoding.");
+    describe_gauge!(
+        QUEUE_CAPACITY,
+        "Most queries admitted and not yet encoding (--queue-capacity)."
+    );
     describe_gauge!(IN_FLIGHT, "RPCs being served.");
     describe_counter!(REJECTED, "Queries refused at admission, by reason.");
     describe_counter!(
@@ -262,6 +267,11 @@ pub async fn serve(
 
 pub fn local_addr_text(addr: Option<SocketAddr>) -> String {
     addr.map_or_else(|| "off".into(), |a| a.to_string())
+}
+
+/// The queue capacity, so that alerts and dashboards read the depth against it.
+pub fn queue_capacity(capacity: usize) {
+    gauge!(QUEUE_CAPACITY).set(capacity as f64);
 }
 
 pub fn build_info(model_id: &str, device: &str) {
