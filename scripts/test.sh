@@ -35,7 +35,8 @@ step "model tools (pytest)"
 (cd models && "$home/venv/bin/python" -m pytest -q tests/test_e5.py tests/test_mt5.py)
 
 step "sweep report (pytest)"
-"$home/venv/bin/python" -m pytest -q load-tests/sweep/test_report.py load-tests/sweep/test_tail_model.py
+"$home/venv/bin/python" -m pytest -q load-tests/sweep/test_report.py load-tests/sweep/test_tail_model.py \
+    load-tests/sweep/test_drift.py
 
 step "export tool (torch, its own venv)"
 models/test-export.sh
