@@ -36,7 +36,7 @@ step "model tools (pytest)"
 
 step "sweep report (pytest)"
 "$home/venv/bin/python" -m pytest -q load-tests/sweep/test_report.py load-tests/sweep/test_tail_model.py \
-    load-tests/sweep/test_drift.py
+    load-tests/sweep/test_drift.py load-tests/sweep/test_limit_report.py
 
 step "export tool (torch, its own venv)"
 models/test-export.sh

@@ -7,7 +7,8 @@ measured minutes apart rather than a lone absolute number.
         --a="--split-by-length false" --b="--split-by-length true" \\
         --max-batch-size 64 --max-wait-us 2000 --concurrency 16,64 --rounds 3
 
-The grid file gives the binary, ports, data file and the (first) model, as for sweep.py.
+The grid file gives the binary, ports, data file and the (first) model, as for sweep.py;
+`--binary-b PATH` serves B from another build with the same flags (a regression hunt).
 Closed-loop loads by `--concurrency`, open-loop ones by `--rates` (the grid's
 open_loop_workers send them). Writes DIR/ab.csv (one row per round, variant and load) and DIR/ab.md (per-load medians).
 """
@@ -19,12 +20,31 @@ import csv
 import json
 import shlex
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sweep import FIELDS, Server, measure  # noqa: E402
+from sweep import FIELDS, Server, data_file, expand, measure  # noqa: E402
+
+RAW = ["raw_lone_p50_ms", "raw_ceiling_seq_s"]
+
+
+def raw_encoder(grid: dict, model: dict, out: Path) -> dict:
+    """The raw encoder on the load's own queries, just before a variant's server starts (the
+    shared machine's speed drifts by tens of percent between minutes): the lone-query p50 and
+    the length-sorted ceiling, the baselines of issue 16's goal 1."""
+    path = out / "raw.json"
+    subprocess.run([
+        expand(grid["binary"]), "bench", "encoder", "--model", expand(model["model"]),
+        "--device", grid.get("device", "cpu"), "--intra-threads", str(grid.get("intra_threads", 0)),
+        "--batch-sizes", "1", "--seq-lens", "16", "--iters", "2", "--warmup", "1",
+        "--queries", data_file(grid), "--query-batches", "8,16,32", "--json", str(path),
+    ], check=True, capture_output=True)  # fmt: skip
+    bench = json.loads(path.read_text())
+    ceiling = max(r["sequences_per_s"] for r in bench["query_batch_rows"] if r["order"] == "sorted")
+    return {"raw_lone_p50_ms": bench["lone_queries"]["p50_ms"], "raw_ceiling_seq_s": ceiling}
 
 
 def run(a: argparse.Namespace) -> None:
@@ -35,13 +55,16 @@ def run(a: argparse.Namespace) -> None:
         grid["data_file"] = str(a.data)
     model = grid["models"][0]
     variants = {"A": shlex.split(a.a), "B": shlex.split(a.b)}
+    # --binary-b: B serves from another build (the load generator stays the grid's binary).
+    servers = {"A": grid, "B": {**grid, "binary": a.binary_b or grid["binary"]}}
     loads = [("closed", int(c), "") for c in a.concurrency.split(",") if c]
     workers = grid.get("open_loop_workers", 256)
     loads += [("open", workers, int(r)) for r in a.rates.split(",") if r]
     rows = []
     for r in range(a.rounds):
         for name in ("A", "B") if r % 2 == 0 else ("B", "A"):
-            srv = Server(grid, model, a.max_batch_size, a.max_wait_us, False,
+            raw = raw_encoder(grid, model, a.out) if a.raw_each_run else {}
+            srv = Server(servers[name], model, a.max_batch_size, a.max_wait_us, False,
                          a.out / "serve.log", extra=variants[name])  # fmt: skip
             try:
                 srv.wait_ready(grid)
@@ -54,7 +77,7 @@ def run(a: argparse.Namespace) -> None:
                     row.update(model=model["name"], mode=mode, concurrency=c,
                                max_batch_size=a.max_batch_size, max_wait_us=a.max_wait_us,
                                adaptive=False, target_rps=rate)  # fmt: skip
-                    rows.append({"round": r, "variant": name, **row})
+                    rows.append({"round": r, "variant": name, **row, **raw})
                     # A point with no OK answer reports its figures as text (e.g. "n/a").
                     print(f"round {r} {name} {load_name((mode, c, rate))}: ok_rps={row['ok_rps']} "
                           f"p99={row['p99_ms']} ms batch={row['batch_size_mean']}",
@@ -62,7 +85,7 @@ def run(a: argparse.Namespace) -> None:
             finally:
                 srv.stop()
     with open(a.out / "ab.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["round", "variant", *FIELDS])
+        w = csv.DictWriter(f, ["round", "variant", *FIELDS, *RAW])
         w.writeheader()
         w.writerows(rows)
     (a.out / "ab.md").write_text(report(a, rows, loads))
@@ -77,7 +100,8 @@ def load_name(load: tuple) -> str:
 def report(a: argparse.Namespace, rows: list[dict], loads: list[int]) -> str:
     lines = [
         f"# A/B: `{a.b}` (B) vs `{a.a}` (A)", "",
-        f"Max batch {a.max_batch_size}, wait {a.max_wait_us} us, {a.rounds} rounds alternating "
+        f"Base flags max batch {a.max_batch_size}, wait {a.max_wait_us} us (the variants' own "
+        f"flags override them), {a.rounds} rounds alternating "
         f"A B / B A, {a.duration_s} s a point. Ratios are B/A within a round.", "",
         "| load | A ok rps | B ok rps | B/A ok rps (median) | A p99 ms | B p99 ms "
         "| B/A p99 (median) | A mean run | B mean run |",
@@ -108,6 +132,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--a", required=True, help="server flags of variant A (one string)")
     ap.add_argument("--b", required=True, help="server flags of variant B (one string)")
+    ap.add_argument("--binary-b", help="xling binary that serves variant B (default: the grid's)")
+    ap.add_argument("--raw-each-run", action="store_true",
+                    help="measure the raw encoder before each variant's server (ab.csv's raw_ columns)")
     ap.add_argument("--max-batch-size", type=int, default=32)
     ap.add_argument("--max-wait-us", type=int, default=2000)
     ap.add_argument("--concurrency", default="16,64", help="closed-loop loads, comma-separated")

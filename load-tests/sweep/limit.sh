@@ -33,7 +33,7 @@ nosplit="$new --split-by-length false"
 ab() {
     [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]] || return 0
     python3 load-tests/sweep/ab.py "$grid" --out "$out/$1" --a="$2" --b="$3" --data "$data" \
-        --concurrency "$4" --rates "$5" --rounds "$rounds" --duration-s "$secs"
+        --concurrency "$4" --rates "$5" --rounds "$rounds" --duration-s "$secs" --raw-each-run
 }
 ab old-vs-new "$old" "$new" 1,32,64 "$rate"
 # The admission defaults before "Admission that a closed loop cannot tip over" (study).
@@ -43,20 +43,27 @@ ab mbs32-vs-mbs64 "$new" "$new64" 32,64 "$rate"
 ab split-vs-nosplit "$new" "$nosplit" 32,64 "$rate"
 ab mbs32-vs-mbs16 "$new" "$new16" 32,64 "$rate"
 ab inst1-vs-inst2 "$new" "$inst2" 32,64 "$rate"
-ab win0-vs-win4 "$new" "$win4" 32,64 "$rate"
+ab win0-vs-win4 "$new" "$win4" 1,32,64 "$rate"
 ab win0-vs-win8 "$new" "$win8" 32,64 "$rate"
+# The window with admission by count only (the 1000 ms budget refused c=64 in a window run).
+ab win0-vs-win4-nobudget "$new" "$win4 --max-queue-wait-ms 0" 32,64 "$rate"
 ab win0-vs-win8-nobudget "$free" "$free --split-window 8" 32,64 ""
 ab win0-vs-win16-nobudget "$free" "$free --split-window 16" 32,64 ""
-python3 load-tests/sweep/limit_report.py --bench "$out/encoder.json" \
-    --ab "$out/old-vs-new=old defaults,new defaults" \
-    --ab "$out/admission500-vs-new=budget 500 ms and queue 1024,new defaults" \
-    --ab "$out/new-vs-adaptive=new defaults,adaptive" \
-    --ab "$out/mbs32-vs-mbs64=new defaults,new with max batch 64" \
-    --ab "$out/split-vs-nosplit=new defaults,new without the length split" \
-    --ab "$out/mbs32-vs-mbs16=new defaults,new with max batch 16" \
-    --ab "$out/inst1-vs-inst2=new defaults,new with 2 instances of 1 thread" \
-    --ab "$out/win0-vs-win4=new defaults,new with a split window of 4" \
-    --ab "$out/win0-vs-win8=new defaults,new with a split window of 8" \
-    --ab "$out/win0-vs-win8-nobudget=new without a budget,the same with a split window of 8" \
-    --ab "$out/win0-vs-win16-nobudget=new without a budget,the same with a split window of 16" \
-    | tee "$out/limit.md"
+reports=(
+    --ab "$out/old-vs-new=old defaults,new defaults"
+    --ab "$out/admission500-vs-new=budget 500 ms and queue 1024,new defaults"
+    --ab "$out/new-vs-adaptive=new defaults,adaptive"
+    --ab "$out/mbs32-vs-mbs64=new defaults,new with max batch 64"
+    --ab "$out/split-vs-nosplit=new defaults,new without the length split"
+    --ab "$out/mbs32-vs-mbs16=new defaults,new with max batch 16"
+    --ab "$out/inst1-vs-inst2=new defaults,new with 2 instances of 1 thread"
+    --ab "$out/win0-vs-win4=new defaults,new with a split window of 4"
+    --ab "$out/win0-vs-win8=new defaults,new with a split window of 8"
+    --ab "$out/win0-vs-win4-nobudget=new defaults,window 4 with admission by count only"
+    --ab "$out/win0-vs-win8-nobudget=new without a budget,the same with a split window of 8"
+    --ab "$out/win0-vs-win16-nobudget=new without a budget,the same with a split window of 16"
+)
+python3 load-tests/sweep/limit_report.py --bench "$out/encoder.json" "${reports[@]}" | tee "$out/limit.md"
+# The goals chart needs matplotlib: the venv scripts/setup.sh made.
+"${XLING_HOME:-$HOME/.cache/xling}/venv/bin/python" load-tests/sweep/limit_plot.py \
+    --bench "$out/encoder.json" "${reports[@]}" --out "$out/goals.svg"
