@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sweep import FIELDS, Server, data_file, expand, measure  # noqa: E402
+from limit_report import sorted_ceiling  # noqa: E402
+from sweep import FIELDS, Server, encoder_bench, measure  # noqa: E402
 
 RAW = ["raw_lone_p50_ms", "raw_ceiling_seq_s"]
 
@@ -35,15 +36,11 @@ def raw_encoder(grid: dict, model: dict, out: Path) -> dict:
     """The raw encoder on the load's own queries, just before a variant's server starts (the
     shared machine's speed drifts by tens of percent between minutes): the lone-query p50 and
     the length-sorted ceiling, the baselines of issue 16's goal 1."""
-    path = out / "raw.json"
-    subprocess.run([
-        expand(grid["binary"]), "bench", "encoder", "--model", expand(model["model"]),
-        "--device", grid.get("device", "cpu"), "--intra-threads", str(grid.get("intra_threads", 0)),
+    bench = encoder_bench(grid, model, out / "raw.json", [
         "--batch-sizes", "1", "--seq-lens", "16", "--iters", "2", "--warmup", "1",
-        "--queries", data_file(grid), "--query-batches", "8,16,32", "--json", str(path),
-    ], check=True, capture_output=True)  # fmt: skip
-    bench = json.loads(path.read_text())
-    ceiling = max(r["sequences_per_s"] for r in bench["query_batch_rows"] if r["order"] == "sorted")
+        "--query-batches", "8,16,32",
+    ])  # fmt: skip
+    ceiling = sorted_ceiling(bench)["sequences_per_s"]
     return {"raw_lone_p50_ms": bench["lone_queries"]["p50_ms"], "raw_ceiling_seq_s": ceiling}
 
 
@@ -144,7 +141,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, help="the load's messages (default: the grid's data_file)")
     try:
         run(ap.parse_args())
-    except (OSError, KeyError, ValueError, RuntimeError) as e:
+    except (OSError, KeyError, ValueError, RuntimeError, subprocess.CalledProcessError) as e:
         print(f"error: {e!r}", file=sys.stderr)
         return 1
     return 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from limit_report import points  # noqa: E402
+from limit_report import points, sorted_ceiling  # noqa: E402
 from plots import colors, plt  # noqa: E402
 
 CLIP = 4  # the overload panel's top
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     bench = json.loads(a.bench.read_text())
-    ceiling = max(r["sequences_per_s"] for r in bench["query_batch_rows"] if r["order"] == "sorted")
+    ceiling = sorted_ceiling(bench)["sequences_per_s"]
     by_variant: dict[str, dict[str, dict]] = {}
     for spec in a.ab:
         folder, names = spec.split("=")

@@ -29,6 +29,12 @@ def num(x: str) -> float:
         return float("nan")
 
 
+def sorted_ceiling(bench: dict) -> dict:
+    """The length-sorted raw ceiling: the fastest `sorted` query-batch row of a bench report."""
+    return max((r for r in bench["query_batch_rows"] if r["order"] == "sorted"),
+               key=lambda r: r["sequences_per_s"])  # fmt: skip
+
+
 def points(folder: str, names: dict, ceiling: float, lone: float) -> list[dict]:
     """One dict per variant and load of DIR/ab.csv: medians over its rounds, and the ratios
     against the raw encoder (each run's own where ab.py measured it, else `ceiling`/`lone`)."""
@@ -74,9 +80,8 @@ def main() -> None:
     a = ap.parse_args()
     bench = json.loads(a.bench.read_text())
     lone = bench["lone_queries"]["p50_ms"]
-    sorted_rows = [r for r in bench["query_batch_rows"] if r["order"] == "sorted"]
     arrival = [r for r in bench["query_batch_rows"] if r["order"] == "arrival"]
-    ceiling = max(sorted_rows, key=lambda r: r["sequences_per_s"])
+    ceiling = sorted_ceiling(bench)
     best_arrival = max(arrival, key=lambda r: r["sequences_per_s"])
     print(f"Raw encoder (same machine, same model file and queries): lone queries p50 {lone:.2f} ms; "
           f"arrival-order batches peak {best_arrival['sequences_per_s']:.0f} seq/s "

@@ -183,17 +183,16 @@ def settings(grid: dict) -> list[tuple[int, int, bool]]:
     return out
 
 
-def encoder_bench(grid: dict, model: dict, seq: int, out: Path) -> dict:
-    path = out / f"encoder-{model['name']}.json"
-    args = [
+def encoder_bench(grid: dict, model: dict, path: Path, args: list[str]) -> dict:
+    """`xling bench encoder` on the grid's model, device and query file, with `args` (batch
+    sizes, lengths, iterations); its JSON report, also left at `path`."""
+    cmd = [
         expand(grid["binary"]), "bench", "encoder", "--model", expand(model["model"]),
         "--device", grid.get("device", "cpu"), "--intra-threads", str(grid.get("intra_threads", 0)),
-        "--batch-sizes", ",".join(map(str, grid["encoder_batch_sizes"])), "--seq-lens", str(seq),
-        "--iters", str(grid.get("encoder_iters", 10)), "--json", str(path),
-        "--queries", data_file(grid),
+        "--queries", data_file(grid), *args, "--json", str(path),
     ]  # fmt: skip
-    print("+", " ".join(args), flush=True)
-    subprocess.run(args, check=True)
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
     return json.loads(path.read_text())
 
 
@@ -240,7 +239,10 @@ def run(grid_path: Path, out: Path) -> None:
                 if peak is None:
                     # Raw ceiling at the length the server actually pads queries to.
                     seq = max(4, round(float(warm["padded_tokens_per_query"] or 16)))
-                    bench = encoder_bench(grid, model, seq, out)
+                    bench = encoder_bench(grid, model, out / f"encoder-{model['name']}.json", [
+                        "--batch-sizes", ",".join(map(str, grid["encoder_batch_sizes"])),
+                        "--seq-lens", str(seq), "--iters", str(grid.get("encoder_iters", 10)),
+                    ])  # fmt: skip
                     peak = max(r["sequences_per_s"] for r in bench["rows"])
                     meta.setdefault("encoder", {})[model["name"]] = {"seq": seq, **bench}
                 loads = [("closed", c, "") for c in grid["concurrency"]]
